@@ -1,0 +1,191 @@
+"""The spine, upstream/makemore.py, trained for a few dozen steps on tiny data."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from runs.datasets import census_first_names, write_items
+
+ROOT = Path(__file__).resolve().parent.parent
+SPINE = ROOT / "upstream" / "makemore.py"
+TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "16", "--n-embd2", "16", "--batch-size", "16",
+        "--sample-interval", "0", "--eval-batches", "1"]
+LOSS_KEYS = ("train_loss", "test_loss")
+
+
+@pytest.fixture(scope="module")
+def makemore():
+    spec = importlib.util.spec_from_file_location("makemore", SPINE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def names_file(tmp_path_factory):
+    return write_items(census_first_names()[:400], tmp_path_factory.mktemp("data") / "names.txt")
+
+
+def train(makemore, input_file, work_dir, *flags):
+    code = makemore.main(["-i", str(input_file), "-o", str(work_dir), *TINY, *flags])
+    return code, read_metrics(work_dir)
+
+
+def read_metrics(work_dir):
+    path = Path(work_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def losses(records):
+    return [{k: v for k, v in r.items() if k == "step" or "loss" in k} for r in records]
+
+
+@pytest.mark.parametrize("model_type", ["bigram", "mlp", "rnn", "gru", "bow", "transformer"])
+def test_every_model_type_learns_in_30_steps(makemore, names_file, tmp_path, model_type):
+    code, records = train(makemore, names_file, tmp_path, "--type", model_type, "--max-steps", "30",
+                          "--eval-interval", "30", "--learning-rate", "1e-2")
+    assert code == 0
+    assert [r["step"] for r in records] == [0, 30]
+    assert records[1]["train_loss"] < records[0]["train_loss"] - 0.1
+    assert records[1]["test_loss"] < records[0]["test_loss"] - 0.1
+
+
+def test_metrics_records_have_the_documented_keys(makemore, names_file, tmp_path):
+    _, records = train(makemore, names_file, tmp_path, "--max-steps", "20", "--eval-interval", "10")
+    assert [r["step"] for r in records] == [0, 10, 20]
+    for record in records[1:]:
+        assert set(record) == {"step", "train_loss", "test_loss", "tokens_per_s", "step_ms"}
+        assert record["tokens_per_s"] > 0 and record["step_ms"] > 0
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_the_same_seed_gives_identical_losses(makemore, names_file, tmp_path):
+    flags = ("--max-steps", "40", "--eval-interval", "10", "--seed", "7")
+    _, first = train(makemore, names_file, tmp_path / "a", *flags)
+    _, second = train(makemore, names_file, tmp_path / "b", *flags)
+    _, other_seed = train(makemore, names_file, tmp_path / "c", "--max-steps", "40", "--eval-interval", "10")
+    assert losses(first) == losses(second)
+    assert losses(first) != losses(other_seed)
+
+
+def test_resume_ends_with_the_same_losses_as_an_uninterrupted_run(makemore, names_file, tmp_path):
+    _, uninterrupted = train(makemore, names_file, tmp_path / "whole", "--max-steps", "40", "--eval-interval", "10")
+    train(makemore, names_file, tmp_path / "split", "--max-steps", "20", "--eval-interval", "10")
+    code, resumed = train(makemore, names_file, tmp_path / "split", "--max-steps", "40", "--eval-interval", "10",
+                          "--resume")
+    assert code == 0
+    assert losses(resumed) == losses(uninterrupted)
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(names_file, tmp_path):
+    """Interrupt a real training process at whatever step it has reached: it stops at a step
+    boundary with exit 130, and --resume finishes with the losses of an uninterrupted run."""
+    command = [sys.executable, str(SPINE), "-i", str(names_file), *TINY, "--max-steps", "1200",
+               "--eval-interval", "50"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([*command, "-o", str(tmp_path / "cut")], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(read_metrics(tmp_path / "cut")) < 2 and time.time() < deadline:  # past step 50
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    stopped_at = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"]
+    assert 50 <= stopped_at < 1200
+    assert f"stopped at step {stopped_at}" in stderr
+    subprocess.run([*command, "-o", str(tmp_path / "cut"), "--resume"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run([*command, "-o", str(tmp_path / "whole")], env=env, check=True, stdout=subprocess.DEVNULL)
+    assert losses(read_metrics(tmp_path / "cut")) == losses(read_metrics(tmp_path / "whole"))
+
+
+def test_several_input_files_are_several_domains(makemore, names_file, tmp_path):
+    sums = write_items([f"{a}+{b}={a + b}" for a in range(12) for b in range(12)], tmp_path / "sums.txt")
+    _, records = train(makemore, f"{names_file},{sums}", tmp_path / "out", "--max-steps", "10",
+                       "--eval-interval", "10")
+    assert {"test_loss/names", "test_loss/sums"} <= set(records[-1])
+    data = makemore.load_data(f"{names_file},{sums}", seed=1)
+    assert data.domains == ["names", "sums"]
+    # each file is split on its own: 10% of each is held out
+    assert (data.test.domain == 0).sum() == 40 and (data.test.domain == 1).sum() == 14
+    assert set(data.vocab.chars) == set("".join(census_first_names()[:400])) | set("0123456789+=")
+
+
+def test_data_follows_makemores_contract(makemore, names_file):
+    data = makemore.load_data(str(names_file), seed=3407)
+    assert len(data.test) == 40 and len(data.train) == 360
+    assert sorted(data.train.items + data.test.items) == sorted(census_first_names()[:400])
+    item = data.train.items[0]
+    tokens = data.vocab.encode(item)
+    assert data.train.x[0, 0] == 0 and data.train.x[0, 1:1 + len(item)].tolist() == tokens
+    assert data.train.y[0, :len(item)].tolist() == tokens and data.train.y[0, len(item)] == 0
+    assert (data.train.y[0, len(item) + 1:] == -1).all()
+    assert data.block_size == max(len(n) for n in census_first_names()[:400]) + 1
+
+
+def test_sample_only_prints_samples_from_the_best_model(makemore, names_file, tmp_path, capsys):
+    train(makemore, names_file, tmp_path, "--max-steps", "10", "--eval-interval", "10")
+    capsys.readouterr()
+    assert makemore.main(["-i", str(names_file), "-o", str(tmp_path), *TINY, "--sample-only", "--prompt", "ma"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    report = lines[lines.index("-" * 80):]
+    samples = [line for line in report if line != "-" * 80 and " samples that are " not in line]
+    assert len(samples) == 50 and all(sample.startswith("ma") for sample in samples)
+    assert sum(int(line.split()[0]) for line in report if " samples that are " in line) == 50
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "not found"),
+    ("empty", "is empty"),
+    ("blank", "no usable lines"),
+    ("too-few", "at least 10 are needed"),
+])
+def test_bad_input_files_give_one_line_and_exit_1(makemore, tmp_path, capsys, case, message):
+    files = {"missing": tmp_path / "nope.txt", "empty": write(tmp_path / "e.txt", ""),
+             "blank": write(tmp_path / "b.txt", "\n  \n\t\n"), "too-few": write(tmp_path / "f.txt", "ab\ncd\n")}
+    assert makemore.main(["-i", str(files[case]), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("makemore: error: ") and message in err and err.count("\n") == 1
+
+
+def test_resume_with_another_vocabulary_is_refused(makemore, names_file, tmp_path, capsys):
+    train(makemore, names_file, tmp_path, "--max-steps", "10", "--eval-interval", "10")
+    upper = write(tmp_path / "upper.txt", "".join(n.upper() + "\n" for n in census_first_names()[:50]))
+    code, _ = train(makemore, upper, tmp_path, "--max-steps", "20", "--resume")
+    err = capsys.readouterr().err
+    assert code == 1 and "vocabulary clash" in err and err.count("\n") == 1
+
+
+def test_a_prompt_with_an_unknown_character_is_refused(makemore, names_file, tmp_path, capsys):
+    code, _ = train(makemore, names_file, tmp_path, "--max-steps", "10", "--prompt", "Zoe")
+    err = capsys.readouterr().err
+    assert code == 1 and "'Z'" in err and err.count("\n") == 1
+    assert not (tmp_path / "checkpoint.pt").exists()  # refused before any training
+
+
+def test_a_finished_run_is_not_overwritten_by_a_fresh_one(makemore, names_file, tmp_path, capsys):
+    train(makemore, names_file, tmp_path, "--max-steps", "10", "--eval-interval", "10")
+    before = (tmp_path / "metrics.jsonl").read_text()
+    code, _ = train(makemore, names_file, tmp_path, "--max-steps", "10")
+    assert code == 1 and "--resume" in capsys.readouterr().err
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_default_transformer_has_about_0_2m_parameters(makemore):
+    config = makemore.ModelConfig(vocab_size=27, block_size=16)
+    n_params = sum(p.numel() for p in makemore.create_model("transformer", config).parameters())
+    assert 0.19e6 < n_params < 0.21e6

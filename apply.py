@@ -1,0 +1,1094 @@
+#!/usr/bin/env python3
+"""A strict, quilt-like patch series over one pinned file.
+
+The spine, upstream/makemore.py, is pinned by upstream/makemore.py.sha256. Each experiment is a
+patch in patches/, applied in the order of patches/series, and variant k (variants/NAME/) is the
+spine plus patches 1..k. Unlike GNU patch and quilt, a hunk applies only at the line it names,
+with every context and removed line matching byte for byte: no fuzz, no offsets, no whitespace
+forgiveness. A patch that no longer fits fails loudly, and then nothing is written.
+
+    python apply.py [apply] [--force]     write the variants (never over hand edits unless forced)
+    python apply.py check                 does the series apply? writes nothing; fast, for hooks
+    python apply.py refresh NAME          turn the edited variants/NAME back into its patch
+    python apply.py new NAME [--after X]  start a patch (and its variant) to edit
+    python apply.py status                one row per patch: applies? generated? edited?
+    python apply.py diff NAME             a patch's diffstat and its hunks
+    python apply.py pin                   accept the spine as it is now
+"""
+
+import argparse
+import datetime
+import difflib
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from itertools import zip_longest
+from pathlib import Path
+
+import unidiff
+
+SPINE = "makemore.py"
+PIN_FILE = "makemore.py.sha256"
+STAMP = ".stamp.json"
+CONTEXT = 3  # lines of context around each change, as diff -U3
+NO_NEWLINE = "\\ No newline at end of file\n"
+
+PATCH_FILE = re.compile(r"(\d+)-([a-z0-9][a-z0-9-]*)\.patch")
+VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+PIN_LINE = re.compile(r"([0-9a-f]{64})  makemore\.py\n?")
+HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+DEFINITION = re.compile(r"\s*(async\s+)?(def|class)\s")
+HEADER_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*):(.*)")
+# Plain names need no quoting in any diff tool, so git and we read the same path.
+SAFE_PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+# Header lines that a diff reader (ours, git's, GNU patch's) would take for diff structure.
+DIFF_STRUCTURE = ("--- ", "+++ ", "@@ ", "diff --git ")
+HUNK_LINE_KINDS = (" ", "-", "+", "\\")  # context, removed, added, "\ No newline at end of file"
+
+
+class ApplyError(Exception):
+    """A failure the user has to act on; the message says what, where, and what to do."""
+
+
+# ---------------------------------------------------------------------------- text and trees
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of text with their terminators, split on "\\n" only.
+
+    str.splitlines() would also split on \\r, \\f, \\x1c, \\u2028 and more, breaking any line that
+    holds one. Here a CRLF line simply keeps its "\\r" as part of its content.
+    """
+    lines = text.split("\n")
+    last = lines.pop()  # what follows the final "\n": empty unless the text lacks one
+    return [line + "\n" for line in lines] + ([last] if last else [])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApplyError(f"{where}: not UTF-8 text ({error})") from None
+
+
+def is_ignored(name: str, is_dir: bool) -> bool:
+    """Is this file or folder name outside the tree? The one rule, for the spine and the variants.
+
+    People run a variant inside its folder, and it writes its work dir out/ (or out-something/),
+    checkpoints (*.pt), metrics (*.jsonl) and Python caches there; the tool keeps its stamp in a
+    hidden file. None of that belongs to the variant, so none of it counts as an edit.
+    """
+    if name.startswith(".") or name == "__pycache__":
+        return True
+    if is_dir:
+        return name.startswith("out")
+    return name.endswith((".pyc", ".pt", ".jsonl"))
+
+
+def read_tree(directory: Path) -> dict[str, bytes]:
+    """Every file of the tree under directory, keyed by its '/'-separated relative path."""
+    tree = {}
+    for folder, subfolders, files in os.walk(directory):
+        subfolders[:] = [name for name in subfolders if not is_ignored(name, is_dir=True)]
+        for name in files:
+            if not is_ignored(name, is_dir=False):
+                path = Path(folder, name)
+                tree[path.relative_to(directory).as_posix()] = path.read_bytes()
+    return tree
+
+
+def check_path(path: str, where: str) -> None:
+    """A patched path must be plain, relative, and a name that variants don't ignore."""
+    *folders, name = path.split("/")
+    if (
+        not SAFE_PATH.fullmatch(path)
+        or any(is_ignored(folder, is_dir=True) for folder in folders)
+        or is_ignored(name, is_dir=False)
+    ):
+        raise ApplyError(
+            f"{where}: path {path!r} is not allowed: use letters, digits, '_', '-', '.' and '/', "
+            "and no name that variants ignore (hidden, out*/, __pycache__, *.pyc, *.pt, *.jsonl)"
+        )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a hidden temp file beside path, then rename it over path: whoever reads the file
+    (a training run, an editor) sees the old one or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(temp, mode)  # mkstemp makes it private; keep the mode the file had
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------- reading patches
+
+
+@dataclass(frozen=True)
+class HunkLine:
+    kind: str  # " " context, "-" removed, "+" added
+    text: str  # the file's line with its own terminator: "\n", "\r\n", or none at the end
+    patch_line: int  # where it sits in the .patch file
+
+
+@dataclass(frozen=True)
+class Hunk:
+    number: int  # 1-based, within its file
+    header: str  # the "@@ -a,b +c,d @@ section" line as written
+    patch_line: int
+    old_start: int
+    old_count: int
+    new_start: int
+    new_count: int
+    section: str  # the enclosing def/class written after the ranges, or ""
+    lines: tuple[HunkLine, ...]
+
+    @property
+    def ranges(self) -> str:
+        """The header without its section: "@@ -40,7 +40,9 @@"."""
+        return HUNK_HEADER.match(self.header)[0]
+
+    @property
+    def old_side(self) -> list[HunkLine]:
+        return [line for line in self.lines if line.kind != "+"]
+
+    @property
+    def new_side(self) -> list[HunkLine]:
+        return [line for line in self.lines if line.kind != "-"]
+
+    @property
+    def added(self) -> int:
+        return sum(line.kind == "+" for line in self.lines)
+
+    @property
+    def removed(self) -> int:
+        return sum(line.kind == "-" for line in self.lines)
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    path: str  # relative to the spine tree
+    is_new: bool
+    hunks: tuple[Hunk, ...]
+
+    @property
+    def added(self) -> int:
+        return sum(hunk.added for hunk in self.hunks)
+
+    @property
+    def removed(self) -> int:
+        return sum(hunk.removed for hunk in self.hunks)
+
+
+@dataclass(frozen=True)
+class Patch:
+    source: str  # where it was read from, for messages: "patches/01-moe.patch"
+    data: bytes  # the file exactly as read
+    header: str  # everything before the diff, verbatim
+    files: tuple[FileDiff, ...]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return parse_header(self.header)
+
+    @property
+    def added(self) -> int:
+        return sum(file.added for file in self.files)
+
+    @property
+    def removed(self) -> int:
+        return sum(file.removed for file in self.files)
+
+
+def parse_header(header: str) -> dict[str, str]:
+    """The DEP-3-style fields of a patch header, e.g. {"Description": "title\\nmore", "Part": ...}.
+
+    A line that starts with a space continues the field above it (that one space removed; " ."
+    stands for an empty line, as in DEP-3). Lines that are neither are free text, left out.
+    """
+    fields: dict[str, str] = {}
+    key = None
+    for line in split_lines(header):
+        line = line.rstrip("\r\n")
+        field = HEADER_FIELD.fullmatch(line)
+        if line.startswith(" ") and key:
+            more = line[1:]
+            fields[key] += "\n" + ("" if more == "." else more)
+        elif field:
+            key = field[1]
+            fields[key] = field[2].strip()
+        else:
+            key = None
+    return fields
+
+
+def read_patch(path: Path, source: str | None = None) -> Patch:
+    return parse_patch(path.read_bytes(), source or str(path))
+
+
+def parse_patch(data: bytes, source: str = "<patch>") -> Patch:
+    """Read a patch strictly: a header, then a unified diff that survives parsing unchanged."""
+    lines = split_lines(decode(data, source))
+    start = _header_length(lines, source)
+    diff = lines[start:]
+    if diff and not diff[-1].endswith("\n"):
+        raise ApplyError(f"{source}: the last line has no newline (truncated?): {diff[-1]!r}")
+    _check_hunk_counts(diff, start, source)
+    try:
+        # A list of lines, never a file name: PatchSet.from_filename reads with universal
+        # newlines, which silently turns the CRLF content of a patch into LF.
+        parsed = unidiff.PatchSet(diff)
+    except unidiff.UnidiffParseError as error:
+        raise ApplyError(f"{source}: not a unified diff: {error}") from None
+    _check_round_trip(diff, parsed, start, source)
+    files = tuple(_file_diff(patched, diff, start, source) for patched in parsed)
+    paths = [file.path for file in files]
+    twice = sorted({path for path in paths if paths.count(path) > 1})
+    if twice:
+        raise ApplyError(f"{source}: {', '.join(twice)} is patched twice; merge its diffs")
+    return Patch(source, data, "".join(lines[:start]), files)
+
+
+def _header_length(lines: list[str], source: str) -> int:
+    """How many lines the header has: it ends where the first file diff starts."""
+    for index, line in enumerate(lines):
+        if line.startswith(("--- a/", "--- /dev/null")):
+            return index
+        if line.startswith(DIFF_STRUCTURE):
+            raise ApplyError(
+                f"{source}: header line {index + 1} starts with {line.split(' ')[0]!r}, which diff "
+                f"tools read as part of a diff: reword it ({line.rstrip()!r})"
+            )
+    return len(lines)
+
+
+def _check_hunk_counts(diff: list[str], offset: int, source: str) -> None:
+    """Each hunk's body must hold exactly the lines its @@ header counts.
+
+    unidiff notices a wrong count as well, but cannot say which hunk, and with a count too small
+    it reads the rest of the hunk as something else.
+    """
+    index, number, path = 0, 0, "?"
+    while index < len(diff):
+        line = diff[index]
+        index += 1
+        if line.startswith("+++ "):
+            number, path = 0, line[4:].rstrip("\n").removeprefix("b/")  # numbered per file
+        header = HUNK_HEADER.match(line)
+        if not header:
+            continue
+        number += 1
+        body = _hunk_body(diff, index)
+        index += len(body)
+        counted = (_count(header[2]), _count(header[4]))
+        kinds = [body_line[0] for body_line in body]
+        found = (sum(kind in " -" for kind in kinds), sum(kind in " +" for kind in kinds))
+        if counted != found or counted == (0, 0):
+            raise ApplyError(
+                f"{source}: {path}: hunk {number} {line.rstrip()!r} at patch line "
+                f"{offset + index - len(body)}: its header counts {counted[0]} old and "
+                f"{counted[1]} new lines, but its body has {found[0]} and {found[1]}"
+            )
+
+
+def _hunk_body(diff: list[str], start: int) -> list[str]:
+    """The lines after an @@ header that read as hunk lines, up to the next hunk or file."""
+    end = start
+    while end < len(diff) and diff[end][:1] in HUNK_LINE_KINDS and not _starts_file(diff, end):
+        end += 1
+    return diff[start:end]
+
+
+def _starts_file(diff: list[str], index: int) -> bool:
+    # A removed line "-- x" reads "--- x" too; only a "+++ " line after it makes a file header.
+    next_line = diff[index + 1] if index + 1 < len(diff) else ""
+    return diff[index].startswith("--- ") and next_line.startswith("+++ ")
+
+
+def _count(group: str | None) -> int:
+    return 1 if group is None else int(group)  # "-5" means "-5,1"
+
+
+def _check_round_trip(diff: list[str], parsed: unidiff.PatchSet, offset: int, source: str):
+    """unidiff drops what it doesn't understand without a word (a stray line after the last
+    hunk, say). Printing its parse back must give the very lines we read."""
+    read_back = split_lines(str(parsed))
+    for number, (ours, theirs) in enumerate(zip_longest(diff, read_back), start=offset + 1):
+        if ours is None or _as_unidiff_prints(ours) != theirs:
+            why = "it is no part of any hunk (a stray line?)" if theirs is None else (
+                f"it reads back as {theirs!r}"
+            )
+            raise ApplyError(f"{source}: patch line {number}: {ours!r} does not parse: {why}")
+
+
+def _as_unidiff_prints(line: str) -> str:
+    """unidiff always prints both counts ("-5,1"); git leaves out a count of 1 ("-5")."""
+    header = HUNK_HEADER.match(line)
+    if not header:
+        return line
+    old, new = f"{header[1]},{_count(header[2])}", f"{header[3]},{_count(header[4])}"
+    return f"@@ -{old} +{new} @@{line[header.end():]}"
+
+
+def _file_diff(patched: unidiff.PatchedFile, diff: list[str], offset: int, source: str):
+    where = f"{source}: {patched.path}"
+    if patched.is_binary_file:
+        raise ApplyError(f"{where}: binary diffs are not supported")
+    if patched.target_file == "/dev/null":
+        raise ApplyError(f"{where}: deleting files is not supported")
+    if not patched.target_file.startswith("b/"):
+        raise ApplyError(f"{where}: the new name must start with 'b/'")
+    path = patched.target_file[2:]
+    is_new = patched.source_file == "/dev/null"
+    if not is_new and patched.source_file != f"a/{path}":
+        raise ApplyError(f"{where}: renames are not supported ({patched.source_file} -> b/{path})")
+    check_path(path, source)
+    hunks = tuple(
+        _hunk(parsed, number, diff, offset, f"{source}: {path}")
+        for number, parsed in enumerate(patched, start=1)
+    )
+    return FileDiff(path, is_new, hunks)
+
+
+def _hunk(parsed: unidiff.Hunk, number: int, diff: list[str], offset: int, where: str) -> Hunk:
+    lines: list[HunkLine] = []
+    for line in parsed:
+        if line.line_type == "\\":
+            # The marker says the line before it has no newline in the file.
+            if line.value != NO_NEWLINE[1:] or not lines or not lines[-1].text.endswith("\n"):
+                raise ApplyError(f"{where}: hunk {number}: a misplaced or misspelt {NO_NEWLINE!r}")
+            lines[-1] = replace(lines[-1], text=lines[-1].text[:-1])
+        elif line.line_type in (" ", "-", "+"):
+            lines.append(HunkLine(line.line_type, line.value, offset + line.diff_line_no))
+        else:  # unidiff files an empty line after a hunk under the hunk
+            raise ApplyError(f"{where}: a stray blank line after hunk {number}")
+    hunk_line = lines[0].patch_line - 1  # the @@ line is right above the first body line
+    hunk = Hunk(
+        number, diff[hunk_line - offset - 1].rstrip("\n"), hunk_line,
+        parsed.source_start, parsed.source_length, parsed.target_start, parsed.target_length,
+        parsed.section_header, tuple(lines),
+    )
+    for side in (hunk.old_side, hunk.new_side):
+        if any(not line.text.endswith("\n") for line in side[:-1]):
+            raise ApplyError(f"{where}: hunk {number}: {NO_NEWLINE!r} before the end of the hunk")
+    return hunk
+
+
+# ---------------------------------------------------------------------------- strict application
+
+
+def apply_series(spine: dict[str, bytes], patches: list[Patch]) -> list[dict[str, bytes]]:
+    """The variant trees 1..k: each patch applied strictly to the tree before it."""
+    trees, tree = [], spine
+    for patch in patches:
+        tree = apply_patch(tree, patch)
+        trees.append(tree)
+    return trees
+
+
+def apply_patch(tree: dict[str, bytes], patch: Patch) -> dict[str, bytes]:
+    """The tree after the patch; ApplyError names the first hunk that does not fit exactly."""
+    result = dict(tree)
+    for file in patch.files:
+        where = f"{patch.source}: {file.path}"
+        if file.is_new and file.path in tree:
+            raise ApplyError(f"{where}: the patch creates this file, but the tree already has it")
+        if not file.is_new and file.path not in tree:
+            raise ApplyError(f"{where}: the patch changes this file, but the tree has no such file")
+        old = [] if file.is_new else split_lines(decode(tree[file.path], where))
+        result[file.path] = "".join(apply_hunks(old, file.hunks, where)).encode()
+    return result
+
+
+def apply_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> list[str]:
+    new: list[str] = []
+    done = 0  # old lines used up so far
+    for hunk in hunks:
+        # An empty old range names the line *after which* the hunk goes: git and GNU agree.
+        start = hunk.old_start - 1 if hunk.old_count else hunk.old_start
+        if start < done:
+            raise ApplyError(f"{where}: hunk {hunk.number} {hunk.header!r} overlaps the one before")
+        _check_fits(old, start, hunk, where)
+        new += old[done:start]
+        new_start = len(new) + 1 if hunk.new_count else len(new)
+        if hunk.new_start != new_start:
+            raise ApplyError(
+                f"{where}: hunk {hunk.number} {hunk.header!r} (patch line {hunk.patch_line}): "
+                f"its new text starts at line {new_start}, not {hunk.new_start}"
+            )
+        new += [line.text for line in hunk.new_side]
+        done = start + hunk.old_count
+    return new + old[done:]
+
+
+def _check_fits(old: list[str], start: int, hunk: Hunk, where: str) -> None:
+    """Every context and removed line must be the file's line at exactly the place named."""
+    if start > len(old):
+        raise ApplyError(
+            f"{where}: hunk {hunk.number} {hunk.header!r} (patch line {hunk.patch_line}) starts "
+            f"after line {start}, but the file has {len(old)} lines"
+        )
+    for offset, expected in enumerate(hunk.old_side):
+        at = start + offset
+        found = old[at] if at < len(old) else None
+        if found != expected.text:
+            found_text = "the end of the file" if found is None else repr(found)
+            raise ApplyError(
+                f"{where}: hunk {hunk.number} {hunk.header!r} does not apply\n"
+                f"  at file line {at + 1}, patch line {expected.patch_line}: expected "
+                f"{expected.text!r}, found {found_text}\n"
+                f"  {_found_elsewhere(old, start, [line.text for line in hunk.old_side])}"
+            )
+    ends_unterminated = hunk.new_side and not hunk.new_side[-1].text.endswith("\n")
+    if ends_unterminated and start + hunk.old_count < len(old):
+        raise ApplyError(
+            f"{where}: hunk {hunk.number} {hunk.header!r}: its new text ends without a newline, "
+            f"but the file goes on after line {start + hunk.old_count}"
+        )
+
+
+def _found_elsewhere(old: list[str], start: int, wanted: list[str]) -> str:
+    """Drift or conflict: does the hunk's old text sit somewhere else in the file?"""
+    places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
+    if not places:
+        return "its old text is found nowhere in the file: a conflict; redo the change by hand"
+    nearest = min(places, key=lambda place: abs(place - start))
+    return (
+        f"its old text is found at line {nearest + 1} ({nearest - start:+d}): the file drifted; "
+        "fix the hunk's line numbers, or redo the change in the variant and refresh"
+    )
+
+
+# ---------------------------------------------------------------------------- canonical diffs
+
+
+def diff_trees(old: dict[str, bytes], new: dict[str, bytes]) -> str:
+    """The canonical diff from tree old to tree new: changed files in sorted path order."""
+    gone = sorted(set(old) - set(new))
+    if gone:
+        raise ApplyError(f"{', '.join(gone)} was removed, but deleting files is not supported")
+    return "".join(diff_file(path, old.get(path), new[path]) for path in sorted(new))
+
+
+def diff_file(path: str, old: bytes | None, new: bytes) -> str:
+    """One file's canonical diff ("" if unchanged); old is None for a new file.
+
+    Not difflib.unified_diff: it never writes "\\ No newline at end of file", so a file whose
+    last line has no newline would come out wrong.
+    """
+    if old == new:
+        return ""
+    check_path(path, "diff")
+    before = [] if old is None else split_lines(decode(old, path))
+    after = split_lines(decode(new, path))
+    if old is None and not after:
+        raise ApplyError(f"{path}: an empty new file cannot be written as a plain unified diff")
+    text = [f"--- {'/dev/null' if old is None else 'a/' + path}\n", f"+++ b/{path}\n"]
+    # autojunk would take frequent lines (blank ones, say) in files over 200 lines for junk,
+    # and give needlessly large hunks.
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for group in matcher.get_grouped_opcodes(CONTEXT):  # groups merge when contexts touch
+        text += _canonical_hunk(before, after, group)
+    return "".join(text)
+
+
+def _canonical_hunk(before: list[str], after: list[str], group: list[tuple]) -> list[str]:
+    _, old_start, _, new_start, _ = group[0]
+    _, _, old_end, _, new_end = group[-1]
+    lines = [
+        f"@@ -{_range(old_start, old_end - old_start)} +{_range(new_start, new_end - new_start)} "
+        f"@@{_enclosing_definition(before, old_start)}\n"
+    ]
+    for tag, i1, i2, j1, j2 in group:
+        if tag == "equal":
+            lines += [" " + line for line in before[i1:i2]]
+        else:
+            lines += ["-" + line for line in before[i1:i2]] + ["+" + line for line in after[j1:j2]]
+    return [line if line.endswith("\n") else line + "\n" + NO_NEWLINE for line in lines]
+
+
+def _range(start: int, count: int) -> str:
+    """git's and GNU's convention: the first line, 1-based, and the count left out when it is 1;
+    an empty range names the line after which it sits (so an empty file is "0,0")."""
+    first = start + 1 if count else start
+    return str(first) if count == 1 else f"{first},{count}"
+
+
+def _enclosing_definition(before: list[str], index: int) -> str:
+    """" def name(...):" for the nearest def or class above line index, or "" if none."""
+    for line in reversed(before[:index]):
+        if DEFINITION.match(line):
+            return " " + line.rstrip()
+    return ""
+
+
+# ---------------------------------------------------------------------------- variants and stamps
+
+
+def inputs_digest(spine: dict[str, bytes], patches: list[Patch]) -> str:
+    """One hash of everything a variant is made from: the spine tree and patches 1..k, in order.
+
+    Patch file names are left out, so renumbering the series makes no variant stale.
+    """
+    digest = hashlib.sha256()
+    for path, data in sorted(spine.items()):
+        digest.update(f"spine {path} {sha256(data)}\n".encode())
+    for patch in patches:
+        digest.update(f"patch {sha256(patch.data)}\n".encode())
+    return digest.hexdigest()
+
+
+def make_stamp(spine: dict[str, bytes], patches: list[Patch], tree: dict[str, bytes]) -> dict:
+    """What variants/NAME/.stamp.json records: what the variant was made from, and what it made."""
+    return {
+        "inputs": inputs_digest(spine, patches),
+        "spine": {path: sha256(data) for path, data in sorted(spine.items())},
+        "patches": {Path(patch.source).name: sha256(patch.data) for patch in patches},  # in order
+        "files": {path: sha256(data) for path, data in sorted(tree.items())},
+    }
+
+
+def read_stamp(directory: Path) -> dict | None:
+    """A variant's stamp, or None if it has none (never generated)."""
+    path = directory / STAMP
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as error:
+        raise ApplyError(f"{path}: unreadable stamp ({error}); delete it and run apply") from None
+
+
+def write_stamp(directory: Path, stamp: dict) -> None:
+    write_atomic(directory / STAMP, json.dumps(stamp, indent=2).encode() + b"\n")
+
+
+@dataclass(frozen=True)
+class VariantState:
+    generated: bool  # it has a stamp
+    current: bool  # ... made from today's spine and patches
+    edited: tuple[str, ...]  # paths changed, removed or added since it was generated
+
+
+def variant_state(directory: Path, digest: str | None) -> VariantState:
+    """Compare a variant folder with its stamp, and the stamp with today's inputs digest."""
+    stamp = read_stamp(directory)
+    if stamp is None:
+        return VariantState(False, False, ())
+    tree, listed = read_tree(directory), stamp["files"]
+    changed = [path for path in listed if path not in tree or sha256(tree[path]) != listed[path]]
+    added = [path for path in tree if path not in listed]
+    return VariantState(True, stamp["inputs"] == digest, tuple(sorted(changed + added)))
+
+
+def write_variant(directory: Path, tree: dict[str, bytes], stamp: dict, discard: bool) -> list[str]:
+    """Write a variant's files and remove those it no longer has. The stamp goes first and comes
+    back last: a crash midway leaves a folder without one, which the next apply rewrites.
+
+    Removes only files the old stamp listed (or, when discarding an edit, files added by hand);
+    never anything the ignore rule leaves out, such as out/. Returns the removed paths.
+    """
+    previous = read_stamp(directory) or {"files": {}}
+    (directory / STAMP).unlink(missing_ok=True)
+    for path, data in sorted(tree.items()):
+        write_atomic(directory / path, data)
+    leftovers = set(previous["files"]) | (set(read_tree(directory)) if discard else set())
+    removed = sorted(leftovers - set(tree))
+    for path in removed:
+        _remove_file(directory, path)
+    write_stamp(directory, stamp)
+    return removed
+
+
+def _remove_file(directory: Path, path: str) -> None:
+    target = directory / path
+    target.unlink(missing_ok=True)
+    for folder in target.parents:  # and the folders it leaves empty
+        if folder == directory or any(folder.iterdir()):
+            break
+        folder.rmdir()
+
+
+def header_template(name: str, today: datetime.date) -> str:
+    return (
+        f"Description: {name}: <a one-line title>\n"
+        " <What the patch changes and why; each continuation line starts with one space.>\n"
+        "Part: <the post it belongs to>\n"
+        "Flags: <each flag it adds, with its default; at the defaults it behaves exactly like the"
+        " variant before>\n"
+        "Metrics: <the keys it adds to metrics.jsonl>\n"
+        f"Last-Update: {today.isoformat()}\n"
+        "\n"
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("ch") else "s")
+
+
+def variant_name(file_name: str) -> str:
+    """The variant a patch file makes: "01-moe.patch" -> "moe"."""
+    return PATCH_FILE.fullmatch(file_name)[2]
+
+
+def _series_entry(line: str) -> str:
+    return line.split("#", 1)[0].strip()
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    directory: Path
+    tree: dict[str, bytes]
+    stamp: dict
+
+
+class Project:
+    """A project root: upstream/ (the spine and its pin), patches/ (the series), variants/.
+
+    The commands are methods that return what to print, so tests and other code (a runner that
+    needs a variant, a figure that renders a patch) can use them on any folder.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.spine_file = self.root / "upstream" / SPINE
+        self.pin_file = self.root / "upstream" / PIN_FILE
+        self.patches_dir = self.root / "patches"
+        self.series_file = self.patches_dir / "series"
+        self.variants_dir = self.root / "variants"
+
+    def show(self, path: Path) -> str:
+        """A path as messages print it: relative to the project root."""
+        return path.relative_to(self.root).as_posix()
+
+    # -- the spine and its pin
+
+    def spine(self) -> dict[str, bytes]:
+        """The spine tree: every file in upstream/ but the pin."""
+        tree = read_tree(self.spine_file.parent)
+        tree.pop(PIN_FILE, None)
+        return tree
+
+    def verify_pin(self) -> None:
+        """Every command but `pin` starts here: patches only mean something against the pin."""
+        pin, remedy = self.show(self.pin_file), "run `python apply.py pin`"
+        if not self.spine_file.is_file():
+            raise ApplyError(f"{self.show(self.spine_file)} is missing")
+        if not self.pin_file.is_file():
+            raise ApplyError(f"{pin} is missing: {remedy} to pin the spine")
+        line = PIN_LINE.fullmatch(self.pin_file.read_bytes().decode("utf-8", "replace"))
+        if not line:
+            raise ApplyError(f"{pin}: not one line '<sha256>  {SPINE}': {remedy} to rewrite it")
+        expected, found = line[1], sha256(self.spine_file.read_bytes())
+        if found != expected:
+            raise ApplyError(
+                f"{pin}: upstream/{SPINE} does not match its pin (pinned {expected[:12]}, found "
+                f"{found[:12]}); if the edit was deliberate, {remedy}"
+            )
+
+    def pin(self) -> str:
+        digest = sha256(self.spine_file.read_bytes())
+        write_atomic(self.pin_file, f"{digest}  {SPINE}\n".encode())
+        return digest
+
+    # -- the series
+
+    def entries(self) -> list[str]:
+        """The patch file names listed in patches/series, in order."""
+        series = self.show(self.series_file)
+        if not self.series_file.is_file():
+            raise ApplyError(f"{series} is missing (an empty file is a valid, empty series)")
+        entries: list[str] = []
+        text = decode(self.series_file.read_bytes(), series)
+        for number, line in enumerate(split_lines(text), start=1):
+            entry = _series_entry(line)
+            if entry and not PATCH_FILE.fullmatch(entry):
+                raise ApplyError(
+                    f"{series}: line {number}: {entry!r} is not NN-name.patch (name: a-z, 0-9, '-')"
+                )
+            if entry and variant_name(entry) in map(variant_name, entries):
+                raise ApplyError(f"{series}: line {number}: a second patch {variant_name(entry)!r}")
+            entries += [entry] if entry else []
+        return entries
+
+    def orphans(self, entries: list[str]) -> list[str]:
+        """Patch files in patches/ that the series does not list."""
+        files = [path.name for path in self.patches_dir.glob("*.patch")]
+        return sorted(file for file in files if file not in entries)
+
+    def position(self, entries: list[str], name: str) -> int:
+        """Where patch NAME is in the series (0-based)."""
+        names = [variant_name(entry) for entry in entries]
+        if name not in names:
+            raise ApplyError(
+                f"no patch named {name!r} in {self.show(self.series_file)} "
+                f"(it has: {', '.join(names) or 'none'})"
+            )
+        return names.index(name)
+
+    def read_patch(self, entry: str) -> Patch:
+        path = self.patches_dir / entry
+        if not path.is_file():
+            raise ApplyError(f"patches/series lists {entry}, but {self.show(path)} does not exist")
+        return read_patch(path, self.show(path))
+
+    def variant_dir(self, name: str) -> Path:
+        return self.variants_dir / name
+
+    def build(self, upto: str | None = None) -> list[Variant]:
+        """Every variant (or those up to NAME) in memory: verify the pin, read, apply strictly."""
+        self.verify_pin()
+        entries = self.entries()
+        if upto is not None:
+            entries = entries[: self.position(entries, upto) + 1]
+        patches = [self.read_patch(entry) for entry in entries]
+        spine = self.spine()
+        trees = apply_series(spine, patches)
+        return [
+            Variant(name, self.variant_dir(name), tree, make_stamp(spine, patches[: k + 1], tree))
+            for k, (name, tree) in enumerate(zip(map(variant_name, entries), trees))
+        ]
+
+    # -- apply and check
+
+    def apply(self, force: bool = False, only: str | None = None) -> list[str]:
+        """Write every variant (or only NAME) that isn't up to date. All or nothing: nothing is
+        written if any patch fails, or if a variant was edited by hand and force is False."""
+        variants = self.build(upto=only)[-1:] if only else self.build()
+        states = [variant_state(variant.directory, variant.stamp["inputs"]) for variant in variants]
+        edited = [self._edited(v, state) for v, state in zip(variants, states) if state.edited]
+        if edited and not force:
+            raise ApplyError("\n".join(edited))
+        report = []
+        for variant, state in zip(variants, states):
+            shown = self.show(variant.directory)
+            if state.current and not state.edited:
+                report.append(f"{shown}: up to date")
+                continue
+            removed = write_variant(variant.directory, variant.tree, variant.stamp, discard=force)
+            removals = f" (removed {', '.join(removed)})" if removed else ""
+            report.append(f"{shown}: written{removals}")
+        return report
+
+    def _edited(self, variant: Variant, state: VariantState) -> str:
+        return (
+            f"{self.show(variant.directory)} was edited by hand since it was generated "
+            f"({', '.join(state.edited)}): run `python apply.py refresh {variant.name}` to keep "
+            "the edit as a patch, or `python apply.py --force` to discard it"
+        )
+
+    def ensure_variant(self, name: str) -> Path:
+        """For runners: the folder of variants/NAME, regenerated first if stale or missing.
+        Raises ApplyError if the series does not apply up to NAME or NAME was edited by hand."""
+        self.apply(only=name)
+        return self.variant_dir(name)
+
+    def check(self) -> str:
+        """Raise unless the pin matches, the series is sound and every patch applies."""
+        variants = self.build()
+        orphans = self.orphans(self.entries())
+        if orphans:
+            raise ApplyError(
+                f"{', '.join(orphans)}: in patches/ but not in patches/series; list or delete it"
+            )
+        count = plural(len(variants), "patch")
+        return f"ok: the spine matches its pin, and the series applies ({count})"
+
+    # -- refresh
+
+    def refresh(self, name: str) -> tuple[list[str], list[str]]:
+        """Rewrite patch NAME from the edited variants/NAME; then list (the second result) any
+        later patch that no longer applies on top of it. The refresh is kept either way."""
+        self.verify_pin()
+        entries = self.entries()
+        k = self.position(entries, name)
+        before = [self.read_patch(entry) for entry in entries[:k]]
+        patch = self.read_patch(entries[k])
+        spine = self.spine()
+        base = apply_series(spine, before)[-1] if before else spine
+        directory = self.variant_dir(name)
+        self._check_refreshable(directory, inputs_digest(spine, before + [patch]), patch)
+        edited = read_tree(directory)
+        refreshed = self._rediff(base, edited, patch)
+        if refreshed.data == patch.data:
+            report = [f"{patch.source}: unchanged"]
+        else:
+            write_atomic(self.patches_dir / entries[k], refreshed.data)
+            report = [f"{patch.source}: refreshed (+{refreshed.added} -{refreshed.removed} lines)"]
+        write_stamp(directory, make_stamp(spine, before + [refreshed], edited))
+        problems = self._check_later(edited, entries[k + 1 :])
+        if entries[k + 1 :] and not problems:
+            report.append("the later variants are stale now: run `python apply.py`")
+        return report, problems
+
+    def _check_refreshable(self, directory: Path, digest: str, patch: Patch) -> None:
+        state, shown = variant_state(directory, digest), self.show(directory)
+        if not state.generated:
+            raise ApplyError(f"{shown} has not been generated: run `python apply.py` first")
+        if not state.current:
+            raise ApplyError(
+                f"{shown} was generated from an older spine or series, so refreshing it would "
+                f"fold those differences into {patch.source}: move your edit aside, run "
+                "`python apply.py --force`, and redo it"
+            )
+
+    def _rediff(self, base: dict[str, bytes], edited: dict[str, bytes], patch: Patch) -> Patch:
+        """The patch from base to edited, in canonical form, under the patch's own header."""
+        diff = diff_trees(base, edited)
+        header = patch.header
+        if diff and header and not header.endswith("\n"):
+            header += "\n"  # a header-only patch may end without one; the diff needs its own line
+        refreshed = parse_patch((header + diff).encode(), patch.source)
+        if apply_patch(base, refreshed) != edited:  # our writer and our reader must agree
+            raise ApplyError(f"internal error: the refreshed {patch.source} misses the variant")
+        return refreshed
+
+    def _check_later(self, tree: dict[str, bytes], later: list[str]) -> list[str]:
+        for index, entry in enumerate(later):
+            try:
+                tree = apply_patch(tree, self.read_patch(entry))
+            except ApplyError as error:
+                problems = [f"{entry} no longer applies:\n{error}"]
+                unchecked = ", ".join(later[index + 1 :])
+                if unchecked:
+                    problems.append(f"not checked, as they build on it: {unchecked}")
+                return problems
+        return []
+
+    # -- new
+
+    def new(self, name: str, after: str | None = None, today: datetime.date | None = None):
+        """Add patch NAME with a header template and no diff, at the end of the series or right
+        after patch AFTER (renumbering the patch files behind it), and generate its variant."""
+        self.verify_pin()
+        entries = self.entries()
+        self._check_new_name(name, entries)
+        position = len(entries) if after is None else self.position(entries, after) + 1
+        file_name = f"{position + 1:02d}-{name}.patch"
+        renames = self._renumbering(entries[position:], first=position + 2)
+        self._check_free({file_name, *renames.values()} - set(renames))
+        before = [self.read_patch(entry) for entry in entries[:position]]
+        spine = self.spine()
+        base = apply_series(spine, before)[-1] if before else spine
+        header = header_template(name, today or datetime.date.today())
+        patch = Patch(f"patches/{file_name}", header.encode(), header, ())
+        directory = self.variant_dir(name)
+        if variant_state(directory, None).edited:  # left over from an earlier patch of that name
+            raise ApplyError(f"{self.show(directory)} exists and was edited by hand; move it aside")
+
+        self._rename_patches(renames)
+        write_atomic(self.patches_dir / file_name, patch.data)
+        self._insert_in_series(file_name, entries[position - 1] if after else None, renames)
+        write_variant(directory, base, make_stamp(spine, before + [patch], base), discard=False)
+        report = [f"renamed patches/{old} -> patches/{new}" for old, new in renames.items()]
+        report += [
+            f"patches/{file_name}: created (a header to fill in, no diff yet)",
+            f"{self.show(directory)}: written; edit it, then run `python apply.py refresh {name}`",
+        ]
+        if position < len(entries):
+            report.append("the later variants are stale now: run `python apply.py`")
+        return report
+
+    def _check_new_name(self, name: str, entries: list[str]) -> None:
+        if not VARIANT_NAME.fullmatch(name):
+            raise ApplyError(f"{name!r} is not a patch name: use a-z, 0-9 and '-' (not first)")
+        files = [path.name for path in self.patches_dir.glob("*.patch")]
+        taken = {variant_name(file) for file in files + entries if PATCH_FILE.fullmatch(file)}
+        if name in taken:
+            raise ApplyError(f"a patch named {name!r} exists already")
+
+    @staticmethod
+    def _renumbering(entries: list[str], first: int) -> dict[str, str]:
+        """The new file names of the patches behind an insertion: NN is the position."""
+        renames = {}
+        for number, entry in enumerate(entries, start=first):
+            renamed = f"{number:02d}-{variant_name(entry)}.patch"
+            if renamed != entry:
+                renames[entry] = renamed
+        return renames
+
+    def _check_free(self, file_names: set[str]) -> None:
+        taken = sorted(name for name in file_names if (self.patches_dir / name).exists())
+        if taken:
+            raise ApplyError(f"patches/{taken[0]} is in the way of the renumbering; move it aside")
+
+    def _rename_patches(self, renames: dict[str, str]) -> None:
+        # In two steps, so that no rename lands on a file that is itself about to move.
+        for old in renames:
+            (self.patches_dir / old).rename(self.patches_dir / f".{old}.renaming")
+        for old, new in renames.items():
+            (self.patches_dir / f".{old}.renaming").rename(self.patches_dir / new)
+
+    def _insert_in_series(self, file_name: str, after: str | None, renames: dict[str, str]) -> None:
+        """Edit patches/series in place, keeping its comments and blank lines."""
+        lines: list[str] = []
+        for line in split_lines(decode(self.series_file.read_bytes(), "patches/series")):
+            entry = _series_entry(line)
+            lines.append(line.replace(entry, renames[entry], 1) if entry in renames else line)
+            if after is not None and entry == after:
+                lines += [lines.pop().rstrip("\n") + "\n", file_name + "\n"]
+        if after is None:
+            lines = [*lines[:-1], lines[-1].rstrip("\n") + "\n"] if lines else []
+            lines.append(file_name + "\n")
+        write_atomic(self.series_file, "".join(lines).encode())
+
+    # -- status and diff
+
+    def status(self) -> tuple[list[str], list[str]]:
+        """A table, one row per patch: does it apply, is its variant current, was it edited?
+        And the notes for below it: warnings, and why a patch does not apply."""
+        self.verify_pin()
+        entries = self.entries()
+        orphans = self.orphans(entries)
+        notes = [f"warning: patches/{file} is not in patches/series" for file in orphans]
+        spine = self.spine()
+        tree, applied, broken = spine, [], False
+        rows = [("patch", "applies", "variant", "edited")]
+        for entry in entries:
+            if broken:
+                applies = "-"  # not checked: it builds on a patch that fails
+            else:
+                try:
+                    patch = self.read_patch(entry)
+                    tree = apply_patch(tree, patch)
+                    applied.append(patch)
+                    applies = "yes"
+                except ApplyError as error:
+                    broken, applies = True, "NO"
+                    notes.append(str(error))
+            digest = None if broken else inputs_digest(spine, applied)
+            state = variant_state(self.variant_dir(variant_name(entry)), digest)
+            rows.append((entry, applies, *_state_cells(state)))
+        return _table(rows), notes
+
+    def describe(self, name: str) -> list[str]:
+        """`diff NAME`: the patch's title, diffstat, and one line per hunk."""
+        self.verify_pin()
+        entries = self.entries()
+        patch = self.read_patch(entries[self.position(entries, name)])
+        title = patch.fields.get("Description", "").split("\n")[0]
+        lines = [f"{patch.source}: {title}" if title else patch.source]
+        width = max([len(file.path) for file in patch.files], default=0)
+        for file in patch.files:
+            new = "  (new file)" if file.is_new else ""
+            lines.append(f"  {file.path.ljust(width)}  +{file.added} -{file.removed}{new}")
+        lines.append(f"  {plural(len(patch.files), 'file')}, +{patch.added} -{patch.removed}")
+        for file in patch.files:
+            lines.append(f"{file.path}:")
+            for hunk in file.hunks:
+                where = hunk.section.strip() or "(top level)"
+                lines.append(f"  {hunk.ranges}  +{hunk.added} -{hunk.removed}  {where}")
+        return lines
+
+
+def _state_cells(state: VariantState) -> tuple[str, str]:
+    """A variant's state as status prints it: (variant, edited)."""
+    variant = "current" if state.current else "stale" if state.generated else "missing"
+    edited = f"yes: {', '.join(state.edited)}" if state.edited else "no" if state.generated else "-"
+    return variant, edited
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _run_apply(project: Project, args) -> int:
+    print("\n".join(project.apply(force=args.force)) or "patches/series is empty: nothing to write")
+    for orphan in project.orphans(project.entries()):
+        print(f"warning: patches/{orphan} is not in patches/series", file=sys.stderr)
+    return 0
+
+
+def _run_check(project: Project, args) -> int:
+    print(project.check())
+    return 0
+
+
+def _run_refresh(project: Project, args) -> int:
+    report, problems = project.refresh(args.name)
+    print("\n".join(report))
+    if problems:
+        print("error: " + "\n".join(problems), file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _run_new(project: Project, args) -> int:
+    print("\n".join(project.new(args.name, after=args.after)))
+    return 0
+
+
+def _run_status(project: Project, args) -> int:
+    table, notes = project.status()
+    print("\n".join(table + notes))
+    return 0
+
+
+def _run_diff(project: Project, args) -> int:
+    print("\n".join(project.describe(args.name)))
+    return 0
+
+
+def _run_pin(project: Project, args) -> int:
+    print(f"{project.show(project.pin_file)}: pinned {project.pin()[:12]}")
+    return _run_check(project, args)
+
+
+COMMANDS = {
+    "apply": (_run_apply, "write every variant (the default command)"),
+    "check": (_run_check, "check that the pin matches and every patch applies; writes nothing"),
+    "refresh": (_run_refresh, "rewrite patch NAME from the edited variants/NAME"),
+    "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant"),
+    "status": (_run_status, "one row per patch: applies? generated and current? edited?"),
+    "diff": (_run_diff, "show patch NAME's diffstat and hunks"),
+    "pin": (_run_pin, "pin the spine as it is now, then check the series"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apply.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parsers = {name: commands.add_parser(name, help=help_) for name, (_, help_) in COMMANDS.items()}
+    parsers["apply"].add_argument("--force", action="store_true", help="discard hand edits")
+    for name in ("refresh", "new", "diff"):
+        parsers[name].add_argument("name", metavar="NAME", help="e.g. moe, for 01-moe.patch")
+    parsers["new"].add_argument("--after", metavar="OTHER", help="insert right after patch OTHER")
+    return parser
+
+
+def main(argv: list[str] | None = None, root: Path | None = None) -> int:
+    """The command line; root is the project root (by default, the folder of this file)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["apply", *argv]  # no command means apply
+    args = build_parser().parse_args(argv)
+    project = Project(root or Path(__file__).resolve().parent)
+    try:
+        return COMMANDS[args.command][0](project, args)
+    except ApplyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

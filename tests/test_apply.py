@@ -1,0 +1,289 @@
+"""apply.py's reader, strict applier and canonical writer, on small hand-made patches."""
+
+import pytest
+
+import apply
+from apply import ApplyError
+
+
+def parse(text: str) -> apply.Patch:
+    return apply.parse_patch(text.encode(), "test.patch")
+
+
+def apply_to(old: bytes, patch_text: str, path: str = "f.py") -> bytes:
+    return apply.apply_patch({path: old}, parse(patch_text))[path]
+
+
+def fails(old: bytes, patch_text: str) -> str:
+    with pytest.raises(ApplyError) as error:
+        apply_to(old, patch_text)
+    return str(error.value)
+
+
+def refused(patch_text: str) -> str:
+    with pytest.raises(ApplyError) as error:
+        parse(patch_text)
+    return str(error.value)
+
+
+# The five end-of-file cases, each as git writes it: applying the patch to old gives new, and
+# the canonical writer writes exactly that patch.
+END_OF_FILE_CASES = {
+    "both end with a newline": (
+        b"a\nb\nc\n",
+        b"a\nB\nc\n",
+        "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n",
+    ),
+    "old without, new with": (
+        b"a\nb\nc",
+        b"a\nb\nc\n",
+        "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n\\ No newline at end of file\n+c\n",
+    ),
+    "old with, new without": (
+        b"a\nb\nc\n",
+        b"a\nb\nc",
+        "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+c\n\\ No newline at end of file\n",
+    ),
+    "neither, last line changed": (
+        b"a\nb\nc",
+        b"a\nb\nC",
+        "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n\\ No newline at end of file\n"
+        "+C\n\\ No newline at end of file\n",
+    ),
+    "neither, last line kept as context": (
+        b"a\nb\nc\nd",
+        b"A\nb\nc\nd",
+        "--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n-a\n+A\n b\n c\n d\n\\ No newline at end of file\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", END_OF_FILE_CASES)
+def test_end_of_file_cases_apply_and_are_written_as_git_does(case):
+    old, new, patch_text = END_OF_FILE_CASES[case]
+    assert apply_to(old, patch_text) == new
+    assert apply.diff_file("f.py", old, new) == patch_text
+
+
+def test_new_file_without_trailing_newline():
+    patch_text = "--- /dev/null\n+++ b/g.py\n@@ -0,0 +1,2 @@\n+x = 1\n+y = 2\n\\ No newline at end of file\n"
+    tree = apply.apply_patch({"f.py": b"a\n"}, parse(patch_text))
+    assert tree == {"f.py": b"a\n", "g.py": b"x = 1\ny = 2"}
+    assert apply.diff_file("g.py", None, b"x = 1\ny = 2") == patch_text
+
+
+def test_unterminated_new_line_must_end_the_file():
+    patch_text = "--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+A\n\\ No newline at end of file\n"
+    assert "goes on after line 1" in fails(b"a\nb\n", patch_text)
+
+
+def test_crlf_file_stays_crlf():
+    old = b"def f():\r\n    return 1\r\n\r\nx = f()\r\n"
+    new = b"def f():\r\n    return 2\r\n\r\nx = f()\r\n"
+    patch_text = apply.diff_file("f.py", old, new)
+    assert "-    return 1\r\n+    return 2\r\n" in patch_text
+    assert patch_text.startswith("--- a/f.py\n+++ b/f.py\n@@ -1,4 +1,4 @@\n")  # LF structure
+    assert apply_to(old, patch_text) == new
+
+
+def test_crlf_patch_does_not_apply_to_an_lf_file():
+    patch_text = apply.diff_file("f.py", b"a\r\nb\r\n", b"a\r\nB\r\n")
+    assert "expected 'a\\r\\n', found 'a\\n'" in fails(b"a\nb\n", patch_text)
+
+
+@pytest.mark.parametrize("odd", ["\x0c", "\x1c", "\u2028", "\r"])
+def test_line_breaks_other_than_newline_stay_inside_their_line(odd):
+    old = f"one\ntwo {odd} still two\nthree\n".encode()
+    new = f"one\ntwo {odd} still two\nTHREE\n".encode()
+    patch_text = apply.diff_file("f.py", old, new)
+    assert f" two {odd} still two\n-three\n" in patch_text
+    assert apply_to(old, patch_text) == new
+
+
+def test_blank_context_lines():
+    old = b"a\n\n\nb\n\nc\n"
+    new = b"a\n\n\nB\n\nc\n"
+    patch_text = apply.diff_file("f.py", old, new)
+    assert patch_text.endswith("@@ -1,6 +1,6 @@\n a\n \n \n-b\n+B\n \n c\n")
+    assert apply_to(old, patch_text) == new
+
+
+def test_blank_context_line_that_lost_its_space_is_refused():
+    message = refused("--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n\n-b\n+B\n")
+    assert "hunk 1" in message and "body has 1 and 1" in message
+
+
+def test_several_files_in_path_order():
+    old = {"b.py": b"b\n", "a.py": b"a\n", "c.py": b"c\n"}
+    new = {"b.py": b"B\n", "a.py": b"A\n", "c.py": b"c\n", "d.py": b"d\n"}
+    patch_text = apply.diff_trees(old, new)
+    assert [line for line in patch_text.splitlines() if line.startswith("+++")] == [
+        "+++ b/a.py", "+++ b/b.py", "+++ b/d.py",
+    ]
+    assert apply.apply_patch(old, parse(patch_text)) == new
+
+
+def test_section_names_the_nearest_def_or_class_above_the_hunk():
+    old = b"class A:\n    async def f(self):\n        x = 1\n        y = 2\n        z = 3\n        w = 4\n"
+    new = old.replace(b"w = 4", b"w = 5")
+    assert "@@ -3,4 +3,4 @@     async def f(self):\n" in apply.diff_file("f.py", old, new)
+    assert "@@ -1,6 +1,6 @@\n class A:" in apply.diff_file("f.py", old, old.replace(b"x = 1", b"x = 0"))
+
+
+def test_counts_of_one_are_left_out_and_read_back():
+    old, new = b"a\nb\nc\nd\ne\nf\ng\nh\n", b"a\nb\nc\nd\ne\nf\ng\nh\ni\n"
+    patch_text = apply.diff_file("f.py", old, new)
+    assert "@@ -6,3 +6,4 @@" in patch_text
+    one_line = "--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n"
+    assert apply.diff_file("f.py", b"a\n", b"b\n") == one_line
+    assert apply_to(b"a\n", one_line) == b"b\n"
+
+
+def test_hunks_merge_when_their_context_touches():
+    old = b"".join(b"line %d\n" % i for i in range(30))
+    gap_6 = old.replace(b"line 5\n", b"five\n").replace(b"line 12\n", b"twelve\n")
+    gap_7 = old.replace(b"line 5\n", b"five\n").replace(b"line 13\n", b"thirteen\n")
+    assert apply.diff_file("f.py", old, gap_6).count("@@ -") == 1
+    assert apply.diff_file("f.py", old, gap_7).count("@@ -") == 2
+
+
+def test_new_file_whose_target_exists_is_refused():
+    patch = parse("--- /dev/null\n+++ b/f.py\n@@ -0,0 +1 @@\n+x\n")
+    with pytest.raises(ApplyError, match="creates this file, but the tree already has it"):
+        apply.apply_patch({"f.py": b"x\n"}, patch)
+
+
+def test_patch_on_a_missing_file_is_refused():
+    patch = parse("--- a/gone.py\n+++ b/gone.py\n@@ -1 +1 @@\n-x\n+y\n")
+    with pytest.raises(ApplyError, match="gone.py: the patch changes this file, but the tree has no"):
+        apply.apply_patch({"f.py": b"x\n"}, patch)
+
+
+@pytest.mark.parametrize("header", ["@@ -3,3 +3,2 @@", "@@ -3 +3,2 @@", "@@ -3,2 +3 @@", "@@ -3,2 +3,3 @@"])
+def test_wrong_hunk_counts_are_refused_naming_the_hunk(header):
+    message = refused(f"--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n-a\n+A\n b\n{header}\n c\n-d\n+D\n")
+    assert f"f.py: hunk 2 '{header}' at patch line 7: its header counts" in message
+    assert "but its body has 2 and 2" in message
+
+
+def test_count_too_small_is_refused_rather_than_cutting_the_hunk_short():
+    message = refused("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+A\n b\n")
+    assert "hunk 1 '@@ -1 +1 @@'" in message and "body has 2 and 2" in message
+
+
+def test_drift_is_refused_with_its_offset():
+    patch_text = "--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n-c\n+C\n d\n"
+    assert apply_to(b"a\nb\nc\nd\n", patch_text) == b"a\nb\nC\nd\n"
+    drifted = b"".join(b"new %d\n" % i for i in range(8)) + b"a\nb\nc\nd\n"
+    message = fails(drifted, patch_text)
+    assert "f.py: hunk 1 '@@ -2,3 +2,3 @@' does not apply" in message
+    assert "at file line 2, patch line 4: expected 'b\\n', found 'new 1\\n'" in message
+    assert "found at line 10 (+8)" in message and "drifted" in message
+
+
+def test_conflict_is_refused_saying_found_nowhere():
+    patch_text = "--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n-c\n+C\n d\n"
+    message = fails(b"a\nb\nc, changed upstream\nd\n", patch_text)
+    assert "at file line 3, patch line 5: expected 'c\\n', found 'c, changed upstream\\n'" in message
+    assert "found nowhere" in message
+
+
+def test_hunk_past_the_end_of_the_file():
+    message = fails(b"a\n", "--- a/f.py\n+++ b/f.py\n@@ -2 +2 @@\n-b\n+B\n")
+    assert "found the end of the file" in message
+
+
+def test_new_start_must_match_the_hunks_before_it():
+    message = fails(b"a\nb\n", "--- a/f.py\n+++ b/f.py\n@@ -1 +1,2 @@\n-a\n+A\n+A2\n@@ -2 +2 @@\n-b\n+B\n")
+    assert "hunk 2" in message and "starts at line 3, not 2" in message
+
+
+def test_whitespace_is_not_forgiven():
+    assert "found '  b\\n'" in fails(b"a\n  b\n", "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n")
+
+
+HEADER = (
+    "Description: Mixture of experts: route each token to k of n MLPs\n"
+    " A second line of description.\n"
+    " .\n"
+    " After an empty line.\n"
+    "Part: 2\n"
+    "Flags: --n-expert 1 --top-k 1\n"
+    "Metrics: load_balance, expert_entropy\n"
+    "Last-Update: 2025-01-31\n"
+    "\n"
+)
+
+
+def test_header_fields_are_parsed_and_kept_verbatim():
+    patch = parse(HEADER + "--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert patch.header == HEADER
+    assert patch.fields == {
+        "Description": "Mixture of experts: route each token to k of n MLPs\n"
+        "A second line of description.\n\nAfter an empty line.",
+        "Part": "2",
+        "Flags": "--n-expert 1 --top-k 1",
+        "Metrics": "load_balance, expert_entropy",
+        "Last-Update": "2025-01-31",
+    }
+
+
+def test_header_only_patch_is_an_empty_diff():
+    patch = parse(HEADER)
+    assert patch.files == () and apply.apply_patch({"f.py": b"a\n"}, patch) == {"f.py": b"a\n"}
+
+
+@pytest.mark.parametrize("line", ["--- a note", "+++ more", "@@ -1 +1 @@", "diff --git a/f b/f"])
+def test_header_line_that_reads_as_diff_structure_is_refused(line):
+    message = refused(f"Description: x\n{line}\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert "header line 2 starts with" in message and "reword it" in message
+
+
+def test_stray_line_after_the_last_hunk_is_refused():
+    message = refused("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\nstray words\n")
+    assert "patch line 6: 'stray words\\n' does not parse" in message
+
+
+def test_stray_blank_line_after_the_last_hunk_is_refused():
+    assert "stray blank line after hunk 1" in refused("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n\n")
+
+
+def test_truncated_patch_is_refused():
+    assert "no newline (truncated?)" in refused("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b")
+
+
+def test_misspelt_no_newline_marker_is_refused():
+    assert "misplaced or misspelt" in refused("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n\\ No newline\n+b\n")
+
+
+@pytest.mark.parametrize(
+    "files, why",
+    [
+        ("--- a/f.py\n+++ /dev/null\n", "deleting files is not supported"),
+        ("--- a/f.py\n+++ b/g.py\n", "renames are not supported"),
+        ("--- a/out/f.py\n+++ b/out/f.py\n", "is not allowed"),
+        ("--- a/../f.py\n+++ b/../f.py\n", "is not allowed"),
+    ],
+)
+def test_unsupported_file_diffs_are_refused(files, why):
+    assert why in refused(f"{files}@@ -1 +1 @@\n-a\n+b\n")
+
+
+def test_writer_refuses_deleted_files_and_empty_new_files():
+    with pytest.raises(ApplyError, match="deleting files is not supported"):
+        apply.diff_trees({"f.py": b"a\n"}, {})
+    with pytest.raises(ApplyError, match="empty new file"):
+        apply.diff_trees({}, {"f.py": b""})
+
+
+def test_split_lines_splits_on_newline_only():
+    assert apply.split_lines("a\r\nb\x0cc\u2028d\ne") == ["a\r\n", "b\x0cc\u2028d\n", "e"]
+    assert apply.split_lines("") == [] and apply.split_lines("\n") == ["\n"]
+
+
+def test_ignore_rule():
+    ignored = [(".stamp.json", False), ("__pycache__", True), ("m.pyc", False), ("ckpt.pt", False),
+               ("metrics.jsonl", False), ("out", True), ("out-moe", True)]
+    kept = [("makemore.py", False), ("out.py", False), ("models", True), ("notes.txt", False)]
+    assert all(apply.is_ignored(name, is_dir) for name, is_dir in ignored)
+    assert not any(apply.is_ignored(name, is_dir) for name, is_dir in kept)

@@ -1,0 +1,91 @@
+"""Properties of apply.py's canonical diff and strict applier, on random edits of a real file."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import apply
+
+ROOT = Path(__file__).resolve().parent.parent
+# The spine when it exists, else this tool itself: either way, a real Python file.
+REAL_FILE = next(p for p in (ROOT / "upstream" / "makemore.py", ROOT / "apply.py") if p.is_file())
+REAL_LINES = apply.split_lines(REAL_FILE.read_text(encoding="utf-8"))
+PATH = "makemore.py"
+
+# Short lines, heavy on the characters that trip up line handling.
+text = st.text(alphabet=st.sampled_from(list("ab ():=#\t\r\x0c\x1c\u2028\u00e9")), max_size=8)
+new_lines = st.lists(st.tuples(text, st.sampled_from(["\n", "\r\n"])).map("".join), min_size=1, max_size=3)
+position = st.one_of(st.just(0), st.just(-1), st.integers(min_value=0, max_value=10**6))
+edit = st.tuples(st.sampled_from(["insert", "delete", "replace"]), position, st.integers(1, 4), new_lines)
+
+
+@st.composite
+def edited_file(draw) -> tuple[bytes, bytes]:
+    """(old, new): the real file, maybe without its final newline, and a random edit of it."""
+    old = list(REAL_LINES)
+    if draw(st.booleans()):
+        old[-1] = old[-1].rstrip("\n")
+    new = list(old)
+    for kind, where, count, lines in draw(st.lists(edit, min_size=1, max_size=5)):
+        at = len(new) if where == -1 else where % (len(new) + 1)
+        if kind == "insert":
+            new[at:at] = lines
+        elif kind == "delete":
+            del new[at : at + count]
+        else:
+            new[at : at + count] = lines
+    if draw(st.booleans()) and new:  # toggle the final newline
+        new[-1] = new[-1][:-1] if new[-1].endswith("\n") else new[-1] + "\n"
+    return "".join(old).encode(), "".join(new).encode()
+
+
+def git_apply(old: bytes, patch_text: str) -> bytes:
+    """What git makes of the patch, applied to old outside any repository."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / PATH).write_bytes(old)
+        (Path(folder) / "p.patch").write_text(patch_text, encoding="utf-8", newline="")
+        env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(folder).parent)}
+        for args in (["--check"], []):
+            subprocess.run(["git", "-c", "core.autocrlf=false", "apply", *args, "p.patch"],
+                           cwd=folder, env=env, check=True, capture_output=True)
+        return (Path(folder) / PATH).read_bytes()
+
+
+@settings(max_examples=150, deadline=None)
+@given(edited_file())
+def test_strict_apply_reproduces_the_edit_byte_for_byte(files):
+    old, new = files
+    patch_text = apply.diff_file(PATH, old, new)
+    patch = apply.parse_patch(patch_text.encode(), "random.patch")
+    result = apply.apply_patch({PATH: old}, patch)[PATH]
+    assert result == new
+    assert apply.diff_file(PATH, old, result) == patch_text  # re-diffing gives the same text
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@settings(max_examples=60, deadline=None)
+@given(edited_file())
+def test_git_apply_accepts_the_canonical_diff_and_agrees(files):
+    old, new = files
+    if old == new or not new:  # git reads a plain diff that empties a file as a deletion
+        return
+    assert git_apply(old, apply.diff_file(PATH, old, new)) == new
+
+
+@settings(max_examples=60, deadline=None)
+@given(edited_file(), st.integers(min_value=1, max_value=20))
+def test_a_shifted_file_is_refused_as_drift(files, shift):
+    old, new = files
+    patch_text = apply.diff_file(PATH, old, new)
+    if not patch_text:
+        return
+    patch = apply.parse_patch(patch_text.encode(), "random.patch")
+    shifted = b"# a new line on top\n" * shift + old
+    with pytest.raises(apply.ApplyError, match="its old text is found at line"):
+        apply.apply_patch({PATH: shifted}, patch)

@@ -1,0 +1,30 @@
+"""The repository's own promises: its series applies, CI runs the README's test command."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands():
+    """The commands in the README's first two fenced blocks: the main job, then the tests."""
+    blocks = re.findall(r"```\n(.*?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+    return blocks[0], blocks[1]
+
+
+def test_ci_runs_the_readmes_test_command():
+    _, test_command = readme_commands()
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci_lines
+
+
+def test_the_readmes_main_command_applies_the_series_and_trains_the_spine():
+    main_command, _ = readme_commands()
+    assert "apply.py" in main_command and "upstream/makemore.py" in main_command
+
+
+def test_the_committed_series_applies():
+    result = subprocess.run([sys.executable, str(ROOT / "apply.py"), "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -153,10 +153,13 @@ def write(path, text):
     ("empty", "is empty"),
     ("blank", "no usable lines"),
     ("too-few", "at least 10 are needed"),
+    ("latin-1", "not UTF-8 text"),
 ])
 def test_bad_input_files_give_one_line_and_exit_1(makemore, tmp_path, capsys, case, message):
     files = {"missing": tmp_path / "nope.txt", "empty": write(tmp_path / "e.txt", ""),
-             "blank": write(tmp_path / "b.txt", "\n  \n\t\n"), "too-few": write(tmp_path / "f.txt", "ab\ncd\n")}
+             "blank": write(tmp_path / "b.txt", "\n  \n\t\n"), "too-few": write(tmp_path / "f.txt", "ab\ncd\n"),
+             "latin-1": tmp_path / "l.txt"}
+    files["latin-1"].write_bytes("zoë\n".encode("latin-1") * 20)
     assert makemore.main(["-i", str(files[case]), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("makemore: error: ") and message in err and err.count("\n") == 1

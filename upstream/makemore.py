@@ -347,7 +347,10 @@ def read_items(path):
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"input file {str(path)!r} not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"input file {str(path)!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not text:
         raise UsageError(f"input file {str(path)!r} is empty")
     items = [line.strip() for line in text.split("\n")]

@@ -10,6 +10,7 @@ forgiveness. A patch that no longer fits fails loudly, and then nothing is writt
     python apply.py [apply] [--force]     write the variants (never over hand edits unless forced)
     python apply.py check                 does the series apply? writes nothing; fast, for hooks
     python apply.py refresh NAME          turn the edited variants/NAME back into its patch
+    python apply.py rebase [NAME]         after the spine moved lines: move drifted hunks along
     python apply.py new NAME [--after X]  start a patch (and its variant) to edit
     python apply.py status                one row per patch: applies? generated? edited?
     python apply.py diff NAME             a patch's diffstat and its hunks
@@ -405,13 +406,30 @@ def apply_patch(tree: dict[str, bytes], patch: Patch) -> dict[str, bytes]:
     result = dict(tree)
     for file in patch.files:
         where = f"{patch.source}: {file.path}"
-        if file.is_new and file.path in tree:
-            raise ApplyError(f"{where}: the patch creates this file, but the tree already has it")
-        if not file.is_new and file.path not in tree:
-            raise ApplyError(f"{where}: the patch changes this file, but the tree has no such file")
-        old = [] if file.is_new else split_lines(decode(tree[file.path], where))
+        old = _old_lines(tree, file, where)
         result[file.path] = "".join(apply_hunks(old, file.hunks, where)).encode()
     return result
+
+
+def rebase_patch(tree: dict[str, bytes], patch: Patch) -> tuple[dict[str, bytes], list[str]]:
+    """apply_patch, but with drifted hunks moved to where their old text stands now
+    (rebase_hunks); also returns a line for each hunk that moved."""
+    result, moves = dict(tree), []
+    for file in patch.files:
+        where = f"{patch.source}: {file.path}"
+        lines, file_moves = rebase_hunks(_old_lines(tree, file, where), file.hunks, where)
+        result[file.path] = "".join(lines).encode()
+        moves += file_moves
+    return result, moves
+
+
+def _old_lines(tree: dict[str, bytes], file: FileDiff, where: str) -> list[str]:
+    """The lines the file diff starts from: none for a new file."""
+    if file.is_new and file.path in tree:
+        raise ApplyError(f"{where}: the patch creates this file, but the tree already has it")
+    if not file.is_new and file.path not in tree:
+        raise ApplyError(f"{where}: the patch changes this file, but the tree has no such file")
+    return [] if file.is_new else split_lines(decode(tree[file.path], where))
 
 
 def apply_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> list[str]:
@@ -465,12 +483,53 @@ def _found_elsewhere(old: list[str], start: int, wanted: list[str]) -> str:
     """Drift or conflict: does the hunk's old text sit somewhere else in the file?"""
     places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
     if not places:
-        return "its old text is found nowhere in the file: a conflict; redo the change by hand"
+        return (
+            "its old text is found nowhere in the file: a conflict; edit the hunk in the .patch "
+            "to match the file, or redo the change in a fresh variant"
+        )
     nearest = min(places, key=lambda place: abs(place - start))
     return (
         f"its old text is found at line {nearest + 1} ({nearest - start:+d}): the file drifted; "
-        "fix the hunk's line numbers, or redo the change in the variant and refresh"
+        "`python apply.py rebase` moves the hunk there"
     )
+
+
+def rebase_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> tuple[list[str], list[str]]:
+    """The file after its hunks, each placed where its old text stands now, and what moved.
+
+    The one leeway the tool ever takes, and only when asked (`rebase`): a hunk that no longer fits
+    at the line it names goes to the single other place where its old text stands exactly. A drift,
+    never a fuzz: text found nowhere, or at several places, is refused.
+    """
+    new: list[str] = []
+    done, moves = 0, []
+    for hunk in hunks:
+        wanted = [line.text for line in hunk.old_side]
+        named = hunk.old_start - 1 if hunk.old_count else hunk.old_start
+        start = named
+        if named < done or old[named : named + len(wanted)] != wanted:
+            start = _the_one_place(old, wanted, done, hunk, where)
+            shift = start - named
+            moves.append(f"{where}: hunk {hunk.number} {hunk.ranges}: moved {shift:+d} line{'s' * (abs(shift) != 1)}")
+        new += old[done:start] + [line.text for line in hunk.new_side]
+        done = start + len(wanted)
+    if new and not new[-1].endswith("\n") and done < len(old):
+        raise ApplyError(f"{where}: the last hunk ends the file, but the file goes on after it")
+    return new + old[done:], moves
+
+
+def _the_one_place(old: list[str], wanted: list[str], done: int, hunk: Hunk, where: str) -> int:
+    places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
+    what = f"{where}: hunk {hunk.number} {hunk.header!r}"
+    if not places:
+        raise ApplyError(f"{what}: {_found_elsewhere(old, 0, wanted)}")
+    if len(places) > 1:
+        lines = ", ".join(str(place + 1) for place in places)
+        raise ApplyError(f"{what}: its old text stands at {len(places)} places (lines {lines}); "
+                         "edit the hunk in the .patch to the right line")
+    if places[0] < done:
+        raise ApplyError(f"{what}: its old text now stands before the hunk above it")
+    return places[0]
 
 
 # ---------------------------------------------------------------------------- canonical diffs
@@ -870,6 +929,36 @@ class Project:
                 return problems
         return []
 
+    # -- rebase
+
+    def rebase(self, name: str | None = None) -> tuple[list[str], list[str]]:
+        """After the spine (or an earlier patch) moved lines about: rewrite every patch (or only
+        NAME) whose hunks drifted, each hunk moved to where its old text stands now, in canonical
+        form under its own header. All or nothing: if any hunk conflicts or could go to several
+        places, no patch is written. The second result lists later patches that no longer apply."""
+        self.verify_pin()
+        entries = self.entries()
+        last = len(entries) - 1 if name is None else self.position(entries, name)
+        tree, rebased, moves = self.spine(), {}, []
+        for entry in entries[: last + 1]:
+            patch = self.read_patch(entry)
+            try:
+                after = apply_patch(tree, patch)
+            except ApplyError:
+                if name is not None and entry != entries[last]:
+                    raise  # only NAME was to be rebased; what it builds on must apply as it is
+                after, patch_moves = rebase_patch(tree, patch)
+                rebased[entry] = self._rediff(tree, after, patch)
+                moves += patch_moves
+            tree = after
+        for entry, patch in rebased.items():
+            write_atomic(self.patches_dir / entry, patch.data)
+        if not rebased:
+            return ["every patch applies as it is: nothing to rebase"], []
+        report = moves + [f"{patch.source}: rebased" for patch in rebased.values()]
+        report.append("the variants are stale now: run `python apply.py`")
+        return report, self._check_later(tree, entries[last + 1 :])
+
     # -- new
 
     def new(self, name: str, after: str | None = None, today: datetime.date | None = None):
@@ -1031,6 +1120,14 @@ def _run_refresh(project: Project, args) -> int:
     return 1 if problems else 0
 
 
+def _run_rebase(project: Project, args) -> int:
+    report, problems = project.rebase(args.name)
+    print("\n".join(report))
+    if problems:
+        print("error: " + "\n".join(problems), file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _run_new(project: Project, args) -> int:
     print("\n".join(project.new(args.name, after=args.after)))
     return 0
@@ -1056,6 +1153,7 @@ COMMANDS = {
     "apply": (_run_apply, "write every variant (the default command)"),
     "check": (_run_check, "check that the pin matches and every patch applies; writes nothing"),
     "refresh": (_run_refresh, "rewrite patch NAME from the edited variants/NAME"),
+    "rebase": (_run_rebase, "move the drifted hunks of every patch (or NAME) to where their text is"),
     "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant"),
     "status": (_run_status, "one row per patch: applies? generated and current? edited?"),
     "diff": (_run_diff, "show patch NAME's diffstat and hunks"),
@@ -1072,6 +1170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parsers["apply"].add_argument("--force", action="store_true", help="discard hand edits")
     for name in ("refresh", "new", "diff"):
         parsers[name].add_argument("name", metavar="NAME", help="e.g. moe, for 01-moe.patch")
+    parsers["rebase"].add_argument("name", metavar="NAME", nargs="?", help="only this patch")
     parsers["new"].add_argument("--after", metavar="OTHER", help="insert right after patch OTHER")
     return parser
 

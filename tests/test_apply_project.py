@@ -426,3 +426,46 @@ def test_files_no_longer_generated_are_removed(project):
     patch.write_bytes(data[: data.index(b"--- /dev/null")])  # back to a header-only patch
     assert project.ok("apply").splitlines() == ["variants/helper: written (removed lib/helper.py)"]
     assert not (folder / "lib").exists() and project.variant("helper").exists()
+
+
+def test_rebase_moves_drifted_hunks_and_nothing_else(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", header=HEADER)
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    project.spine.write_text(SPINE.replace("import sys\n", "import os\nimport sys\n\n\n# drift\n"))
+    code, _, err = project.run("pin")
+    assert code == 1 and "(+4)" in err and "python apply.py rebase" in err
+    header_before = project.patch("wide").read_bytes().split(b"--- a/")[0]
+    out = project.ok("rebase")
+    assert "patches/01-wide.patch: makemore.py: hunk 1 @@ -28,7 +28,7 @@: moved +4 lines" in out
+    assert "patches/02-deep.patch: makemore.py: hunk 1 @@ -6,7 +6,7 @@: moved +4 lines" in out
+    assert project.patch("wide").read_bytes().split(b"--- a/")[0] == header_before
+    project.ok("check")
+    project.ok("apply")
+    expected = SPINE.replace("import sys\n", "import os\nimport sys\n\n\n# drift\n")
+    expected = expected.replace("return x * self.width", "return 2 * x * self.width")
+    assert project.variant("deep").read_text() == expected.replace("range(steps)", "range(2 * steps)")
+    assert project.ok("rebase") == "every patch applies as it is: nothing to rebase\n"
+
+
+def test_rebase_refuses_a_conflict_and_writes_nothing(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    project.spine.write_text(SPINE.replace("import sys\n", "import sys\n# drift\n")
+                             .replace("for step in range(steps):", "for step in range(steps + 1):"))
+    project.run("pin")
+    patches = {path: path.read_bytes() for path in (project.root / "patches").iterdir()}
+    code, out, err = project.run("rebase")
+    assert code == 1 and out == ""
+    assert "patches/02-deep.patch: makemore.py: hunk 1" in err and "found nowhere" in err
+    assert {path: path.read_bytes() for path in (project.root / "patches").iterdir()} == patches
+
+
+def test_rebase_refuses_an_ambiguous_place(project):
+    project.add_patch("deep", "        self.name = \"model\"\n", "        self.name = \"deep\"\n")
+    twin = "    def __init__(self, width):\n        self.width = width\n        self.depth = 1\n"
+    twin += "        self.name = \"model\"\n\n    def forward(self, x):\n        return x * self.width\n"
+    project.spine.write_text(SPINE.replace("class Model:\n", "class Model:\n" + twin + "\n\nclass Copy:\n")
+                             .replace("import sys\n", "import sys\n# drift\n"))
+    project.run("pin")
+    code, _, err = project.run("rebase", "deep")
+    assert code == 1 and "stands at 2 places" in err

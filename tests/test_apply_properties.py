@@ -89,3 +89,18 @@ def test_a_shifted_file_is_refused_as_drift(files, shift):
     shifted = b"# a new line on top\n" * shift + old
     with pytest.raises(apply.ApplyError, match="its old text is found at line"):
         apply.apply_patch({PATH: shifted}, patch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(edited_file(), st.integers(min_value=1, max_value=20))
+def test_rebase_carries_the_edit_over_a_shift(files, shift):
+    """Lines added on top of the file move every hunk down; rebase puts the same edit below them."""
+    old, new = files
+    patch = apply.parse_patch(apply.diff_file(PATH, old, new).encode(), "random.patch")
+    on_top = b"# a new line on top\n" * shift
+    try:
+        rebased, _ = apply.rebase_patch({PATH: on_top + old}, patch)
+    except apply.ApplyError as error:  # only when a hunk's text stands at several places
+        assert "places" in str(error)
+        return
+    assert rebased[PATH] == on_top + new

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY_MODEL_FLAGS as TINY
 from runs.datasets import census_first_names, write_items
 
 ROOT = Path(__file__).resolve().parent.parent
 SPINE = ROOT / "upstream" / "makemore.py"
-TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "16", "--n-embd2", "16", "--batch-size", "16",
-        "--sample-interval", "0", "--eval-batches", "1"]
 LOSS_KEYS = ("train_loss", "test_loss")
 
 
@@ -27,11 +26,6 @@ def makemore():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def names_file(tmp_path_factory):
-    return write_items(census_first_names()[:400], tmp_path_factory.mktemp("data") / "names.txt")
 
 
 def train(makemore, input_file, work_dir, *flags):

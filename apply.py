@@ -1113,15 +1113,15 @@ def _run_check(project: Project, args) -> int:
 
 
 def _run_refresh(project: Project, args) -> int:
-    report, problems = project.refresh(args.name)
-    print("\n".join(report))
-    if problems:
-        print("error: " + "\n".join(problems), file=sys.stderr)
-    return 1 if problems else 0
+    return _report_with_later_problems(*project.refresh(args.name))
 
 
 def _run_rebase(project: Project, args) -> int:
-    report, problems = project.rebase(args.name)
+    return _report_with_later_problems(*project.rebase(args.name))
+
+
+def _report_with_later_problems(report: list[str], problems: list[str]) -> int:
+    """What a rewrite of one patch did; it is kept even when later patches no longer apply."""
     print("\n".join(report))
     if problems:
         print("error: " + "\n".join(problems), file=sys.stderr)

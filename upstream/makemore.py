@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -623,7 +624,7 @@ def train(args, model, data, work_dir):
     if not args.resume:
         evaluate_and_log(step_ms=None, tokens_per_s=None)  # the loss at initialisation
     train_time, train_tokens, steps_timed = 0.0, 0, 0
-    with StopRequest() as stop:
+    with StopRequest() as stop, writer or nullcontext():
         while args.max_steps < 0 or step < args.max_steps:
             if stop.requested:
                 save_checkpoint()
@@ -650,8 +651,6 @@ def train(args, model, data, work_dir):
                 train_time, train_tokens, steps_timed = 0.0, 0, 0
             if args.sample_interval > 0 and step % args.sample_interval == 0:
                 print_samples(model, data, args, num=10, seed=args.seed + step)
-    if writer is not None:
-        writer.close()
     return 0
 
 

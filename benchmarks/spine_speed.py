@@ -20,9 +20,8 @@ import importlib.util
 import statistics
 import sys
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler

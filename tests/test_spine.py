@@ -17,7 +17,6 @@ from runs.datasets import census_first_names, write_items
 
 ROOT = Path(__file__).resolve().parent.parent
 SPINE = ROOT / "upstream" / "makemore.py"
-LOSS_KEYS = ("train_loss", "test_loss")
 
 
 @pytest.fixture(scope="module")

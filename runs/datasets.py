@@ -1,58 +1,361 @@
 """Datasets for the lab, built by our own code: deterministic, one item per line, nothing downloaded.
 
-    python -m runs.datasets names            # writes data/names.txt and prints its path
+    python -m runs.datasets BUILDER [--seed N] [--set KEY=VALUE ...] [-o DIR]
 
-names: the distinct first names of the US census lists carried by the `names` package (a registry
-    dependency of this project, so it is on every install): 5,163 names, lowercased, a-z only,
-    in the packaged order (most common first). When the 32,033-name list that makemore ships is
-    beside the checkout (../shared/data/names.txt), tests and benchmarks may read it by that path.
+writes DIR/<domain>.txt for each domain the builder gives (DIR defaults to data/) and prints each
+path with its item count. `--set` values are read as JSON when they parse, else as strings:
+
+    python -m runs.datasets names                                   # data/names.txt
+    python -m runs.datasets arithmetic --set digits=3 --set ops='+*'
+    python -m runs.datasets mixture --set parts='{"names": {}, "arithmetic": {}}'
+
+A builder maps a seed and its arguments to {domain: items}; the trainer reads each domain as one
+file whose stem is the domain's name. Items are seeded with Python's `random.Random(seed)`, whose
+sampling functions are not promised to be the same across Python versions.
+
+names(seed, file=None, count=None)
+    Domain "names": the 5,163 distinct first names of the US census lists carried by the `names`
+    package (a registry dependency of this project), lowercased, a-z only, in the packaged order
+    (most common first). With `file` (relative to the repository root, or absolute): that file's
+    lines instead, stripped, blank ones dropped (as the trainer reads them), and the domain is the
+    file's stem. With `count`: a seeded sample of that many, kept in their original order; without
+    it the seed does not matter. When the 32,033-name list that makemore ships is beside the
+    checkout (../shared/data/names.txt), `file="../shared/data/names.txt"` reads it in place.
+
+arithmetic(seed, digits=2, ops="+", count=5000)
+    Domain "arithmetic": `count` distinct equations such as `12+7=19` or `3*45=135`. Every
+    (a, op, b) with a and b in [0, 10**digits) and op one of the characters of `ops` ('+' and/or
+    '*') is equally likely to be chosen, so each operand is uniform on that range; `12+7` and `7+12`
+    are different items. Items are distinct so that the trainer's test split never repeats a
+    training item; a count above the number of possible equations is an error.
+
+code(seed, count=5000, min_len=8, max_len=48)
+    Domain "code": `count` distinct lines of real Python from the top-level *.py files of the
+    standard library of the Python running this (so not its tests/ or site-packages), read in file
+    name order as UTF-8 (undecodable bytes skipped). Each line is stripped and kept when it is
+    printable ASCII (no tabs), has min_len to max_len characters, is not a comment, and neither
+    touches nor sits inside a triple-quoted string (which drops docstrings). The seeded sample
+    keeps the lines in that order. The lines depend on the Python version; the sha256 of each
+    file in a run's config.json records exactly what was used.
+
+mixture(seed, parts)
+    Every domain of several builders: `parts` maps a builder name to its arguments, e.g.
+    {"names": {}, "arithmetic": {"digits": 2}, "code": {"count": 3000}}. Each part is built with
+    the same seed; two parts giving the same domain name is an error.
+
+Domains always come in name order, and every item is checked: non-empty, no line break, no
+surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
+
+materialise() writes a build once into data/cache/<builder>-<key>/, where the key hashes the
+builder, seed and arguments, this file's source (editing a builder rebuilds its datasets) and the
+bytes of every file the build reads (an edited names file, or another Python's standard library,
+rebuilds too). A cached folder is reused only while every file matches the sha256 its
+manifest.json recorded; it is written under a temporary name and renamed into place, so a crash
+never leaves a half-written dataset that looks finished.
 """
 
 import argparse
+import hashlib
+import inspect
+import json
+import operator
+import random
+import re
+import shutil
+import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
+SOURCE = Path(__file__).resolve()  # its text is part of every cache key
+MIN_ITEMS = 10  # the trainer holds out 10% of each domain for testing, so it needs at least 10
+# A domain becomes a file name, and the trainer's -i splits its file list on commas.
+DOMAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+OPERATIONS = {"+": operator.add, "*": operator.mul}
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be built as asked; its message is one line, meant for the user."""
+
+
+# --- the builders ---
+
+def census_list_files():
+    import names as names_package  # the package ships its lists as text files beside its module
+
+    package_dir = Path(names_package.__file__).parent
+    return [package_dir / "dist.female.first", package_dir / "dist.male.first"]
 
 
 def census_first_names():
     """The distinct first names of the census lists in the `names` package, lowercased."""
-    import names  # the package ships its lists as text files beside its module
-
-    package_dir = Path(names.__file__).parent
     seen = {}
-    for list_file in ("dist.female.first", "dist.male.first"):
-        for line in (package_dir / list_file).read_text().split("\n"):
+    for list_file in census_list_files():
+        for line in list_file.read_text().split("\n"):
             if line.strip():
                 seen.setdefault(line.split()[0].lower(), None)  # a dict keeps first-seen order
     return [name for name in seen if name.isascii() and name.isalpha()]
 
 
+def names_file_path(file):
+    path = ROOT / file  # joining an absolute path keeps it as it is
+    if not path.is_file():
+        raise DatasetError(f"names: file {str(path)!r} not found")
+    return path
+
+
+def read_names_file(file):
+    path = names_file_path(file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"names: file {str(path)!r} is not UTF-8 text "
+                           f"({error.reason} at byte {error.start})") from None
+    return [item for item in (line.strip() for line in text.split("\n")) if item]
+
+
+def seeded_sample(items, count, seed, source):
+    """`count` of the items, chosen by the seed, kept in their original order."""
+    if not 1 <= count <= len(items):
+        raise DatasetError(f"count={count} is impossible: there are {len(items)} items in {source}")
+    chosen = sorted(random.Random(seed).sample(range(len(items)), count))
+    return [items[index] for index in chosen]
+
+
+def names(seed, file: str | None = None, count: int | None = None):
+    if file is None:
+        domain, items = "names", census_first_names()
+    else:
+        domain, items = names_file_path(file).stem, read_names_file(file)
+    if count is not None:
+        items = seeded_sample(items, count, seed, file or "the census lists")
+    return {domain: items}
+
+
+def arithmetic(seed, digits: int = 2, ops: str = "+", count: int = 5000):
+    if digits < 1:
+        raise DatasetError(f"arithmetic: digits={digits}, but operands need at least 1 digit")
+    if not ops or not set(ops) <= OPERATIONS.keys() or len(set(ops)) < len(ops):
+        raise DatasetError(f"arithmetic: ops={ops!r}: give each of {', '.join(OPERATIONS)} at most once")
+    size = 10 ** digits
+    possible = len(ops) * size * size
+    if not 1 <= count <= possible:
+        raise DatasetError(f"count={count} is impossible: arithmetic with digits={digits} and ops={ops!r} "
+                           f"has {possible} distinct items")
+    rng = random.Random(seed)
+    items = {}  # a dict: distinct items in the order they were first drawn
+    # Uniform draws, repeats dropped: a uniform sample without replacement (slow only when count
+    # comes close to every possible equation).
+    while len(items) < count:
+        a, op, b = rng.randrange(size), rng.choice(ops), rng.randrange(size)
+        items.setdefault(f"{a}{op}{b}={OPERATIONS[op](a, b)}")
+    return {"arithmetic": list(items)}
+
+
+def stdlib_sources():
+    # Only the top level: the tests/ and site-packages folders are below it.
+    return sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+
+
+def code_lines(text):
+    """The stripped lines of a Python source outside comments and triple-quoted strings."""
+    in_string = False
+    for line in text.splitlines():
+        line = line.strip()
+        quotes = line.count('"""') + line.count("'''")
+        if quotes % 2:  # a triple-quoted string opens or closes on this line
+            in_string = not in_string
+        elif not (in_string or quotes or line.startswith("#")):
+            yield line
+
+
+def code(seed, count: int = 5000, min_len: int = 8, max_len: int = 48):
+    if not 1 <= min_len <= max_len:
+        raise DatasetError(f"code: min_len={min_len} and max_len={max_len}: need 1 <= min_len <= max_len")
+    lines = {}  # a dict: distinct lines in the order first seen
+    for path in stdlib_sources():
+        for line in code_lines(path.read_text(encoding="utf-8", errors="ignore")):
+            if min_len <= len(line) <= max_len and line.isascii() and line.isprintable():
+                lines.setdefault(line)
+    return {"code": seeded_sample(list(lines), count, seed,
+                                   f"the standard library's lines of {min_len} to {max_len} characters")}
+
+
+def mixture(seed, parts: dict):
+    if not parts:
+        raise DatasetError("mixture: parts is empty; give at least one builder")
+    domains, source_of = {}, {}
+    for part, part_args in parts.items():
+        for domain, items in build(part, seed, **part_args).items():
+            if domain in domains:
+                raise DatasetError(f"mixture: parts {source_of[domain]!r} and {part!r} both give the domain {domain!r}")
+            domains[domain], source_of[domain] = items, part
+    return domains
+
+
+BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture}
+
+
+# --- checking the request and the result ---
+
+def check_args(builder, seed, args):
+    """Refuse an unknown builder, or arguments that do not fit its signature, before building anything."""
+    if builder not in BUILDERS:
+        raise DatasetError(f"unknown dataset builder {builder!r}; the builders are: {', '.join(BUILDERS)}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DatasetError(f"{builder}: the seed must be an integer, not {seed!r}")
+    parameters = dict(inspect.signature(BUILDERS[builder]).parameters)
+    del parameters["seed"]
+    accepted = ", ".join(str(parameter) for parameter in parameters.values())
+    for name, value in args.items():
+        if name not in parameters:
+            raise DatasetError(f"{builder} has no argument {name!r}; it accepts: {accepted}")
+        expected = parameters[name].annotation
+        if isinstance(value, bool) or not isinstance(value, expected):  # no argument takes a bool
+            raise DatasetError(f"{builder}: {name}={value!r} has the wrong type; it accepts: {accepted}")
+    for name, parameter in parameters.items():
+        if parameter.default is parameter.empty and name not in args:
+            raise DatasetError(f"{builder} needs the argument {name!r}; it accepts: {accepted}")
+    if builder == "mixture":
+        for part, part_args in args["parts"].items():
+            if not isinstance(part_args, dict):
+                raise DatasetError(f"mixture: the arguments of part {part!r} must be a table, not {part_args!r}")
+            check_args(part, seed, part_args)
+
+
+def check_items(domain, items):
+    if not DOMAIN_NAME.fullmatch(domain):
+        raise DatasetError(f"domain name {domain!r} must be letters, digits, '_', '.' or '-' (not starting with '.')")
+    if len(items) < MIN_ITEMS:
+        raise DatasetError(f"domain {domain!r} has {len(items)} items: at least {MIN_ITEMS} are needed "
+                           "so that 10% of them can be held out for testing")
+    for item in items:
+        # The trainer reads one stripped item per line: anything else would not train what the file says.
+        if not item or "\n" in item or "\r" in item or item != item.strip():
+            raise DatasetError(f"domain {domain!r}: item {item!r} is empty, holds a line break or has surrounding whitespace")
+
+
+def build(builder: str, seed: int = 0, **args) -> dict[str, list[str]]:
+    """The builder's domains, in name order, each a checked list of items."""
+    check_args(builder, seed, args)
+    domains = BUILDERS[builder](seed, **args)
+    for domain, items in domains.items():
+        check_items(domain, items)
+    return dict(sorted(domains.items()))
+
+
+# --- the cache ---
+
+def sha256_of(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def input_files(builder, args):
+    """The files a build reads: their bytes are part of its cache key."""
+    if builder == "names":
+        return census_list_files() if args.get("file") is None else [names_file_path(args["file"])]
+    if builder == "code":
+        return stdlib_sources()
+    if builder == "mixture":
+        return [path for part, part_args in args["parts"].items() for path in input_files(part, part_args)]
+    return []
+
+
+def cache_key(builder, seed, args):
+    request = {"builder": builder, "seed": seed, "args": args, "source": sha256_of(SOURCE),
+               "inputs": [sha256_of(path) for path in input_files(builder, args)]}
+    return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def cached_files(folder):
+    """The files of a cached build, or None unless its manifest exists and every file matches it."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        files = [{"domain": entry["domain"], "path": folder / entry["file"], "sha256": entry["sha256"]}
+                 for entry in manifest["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if files and all(file["path"].is_file() and sha256_of(file["path"]) == file["sha256"] for file in files):
+        return files
+    return None
+
+
+def write_build(folder, domains, request):
+    """Write the domains and their manifest under a temporary name, then rename it to `folder`."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        entries = []
+        for domain, items in domains.items():
+            path = write_items(items, staging / f"{domain}.txt")
+            entries.append({"domain": domain, "file": path.name, "sha256": sha256_of(path), "items": len(items)})
+        manifest = {**request, "files": entries}
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if folder.exists() and cached_files(folder) is None:
+            shutil.rmtree(folder)  # a damaged build (a file edited or gone): replace it
+        try:
+            staging.rename(folder)
+        except OSError:
+            if cached_files(folder) is None:  # not another process finishing the same build first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached_files(folder)
+
+
+def materialise(builder: str, seed: int = 0, args: dict | None = None, cache_dir: Path = DATA_DIR / "cache") -> list[dict]:
+    """The build's files, written once: [{"domain", "path", "sha256"}] in domain name order."""
+    args = args or {}
+    check_args(builder, seed, args)
+    folder = Path(cache_dir) / f"{builder}-{cache_key(builder, seed, args)[:12]}"
+    files = cached_files(folder)
+    if files is None:
+        files = write_build(folder, build(builder, seed, **args), {"builder": builder, "seed": seed, "args": args})
+    return files
+
+
+# --- files and the command line ---
+
 def write_items(items, path):
+    """Write one item per line as UTF-8, replacing the file in one step, and only when it changes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(item + "\n" for item in items)
-    if not path.exists() or path.read_text() != text:
+    data = "".join(item + "\n" for item in items).encode("utf-8")
+    if not path.exists() or path.read_bytes() != data:
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         tmp.replace(path)
     return path
 
 
-def build_names(path=DATA_DIR / "names.txt"):
-    return write_items(census_first_names(), path)
-
-
-BUILDERS = {"names": build_names}
+def parse_setting(text):
+    """KEY=VALUE: the value as JSON when it parses (3, {"names": {}}), else as the string it is (+*)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Build a dataset of the lab into data/.")
-    parser.add_argument("name", choices=sorted(BUILDERS))
-    parser.add_argument("--output", "-o", type=Path, help="where to write it (default: data/NAME.txt)")
+    parser = argparse.ArgumentParser(description="Build a dataset of the lab: one DIR/<domain>.txt per domain.")
+    parser.add_argument("builder", help=f"one of: {', '.join(BUILDERS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="a builder argument; the value is read as JSON when it parses, else as a string")
+    parser.add_argument("--output-dir", "-o", type=Path, help="where to write the files (default: data/)")
     args = parser.parse_args(argv)
-    output = args.output or DATA_DIR / f"{args.name}.txt"
-    print(BUILDERS[args.name](output))
+    try:
+        domains = build(args.builder, args.seed, **dict(args.set))
+    except DatasetError as error:
+        sys.exit(f"error: {error}")
+    for domain, items in domains.items():
+        path = write_items(items, (args.output_dir or DATA_DIR) / f"{domain}.txt")
+        print(f"{path}: {len(items)} items")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,97 @@
+"""python -m runs [RECIPE] [--jobs N] [--quick]: train a recipe's unfinished runs, or list the recipes."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from runs.recipe import RECIPES_DIR, ROOT, RecipeError, load_recipe, recipe_names
+from runs.results import RESULTS_DIR, staleness
+
+QUICK_DIR = ROOT / "out" / "quick"
+CACHE_DIR = ROOT / "data" / "cache"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m runs", description=(
+        "Train a recipe's runs (runs/recipes/RECIPE.toml) into runs/results/RECIPE/. Finished runs are "
+        "never retrained; interrupted ones resume. Without RECIPE: list the recipes."))
+    parser.add_argument("recipe", nargs="?", help="the recipe to train")
+    parser.add_argument("--jobs", "-j", type=int, default=1,
+                        help="trainings at once; with more than one, each gets one torch thread")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: at most 200 steps a run, written to out/quick/ instead of results")
+    parser.add_argument("--recipes", type=Path, default=RECIPES_DIR, help=argparse.SUPPRESS)  # for tests
+    parser.add_argument("--results", type=Path, default=None, help="where results go (default: runs/results)")
+    parser.add_argument("--cache", type=Path, default=CACHE_DIR, help="dataset cache (default: data/cache)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    args.results = args.results or (QUICK_DIR if args.quick else RESULTS_DIR)
+    return args
+
+
+def list_recipes(recipes_dir, results_dir):
+    names = recipe_names(recipes_dir)
+    if not names:
+        print(f"no recipes in {recipes_dir}")
+    for name in names:
+        try:
+            recipe = load_recipe(name, recipes_dir)
+        except RecipeError as error:
+            print(f"{name:<20} (broken: {error})")
+            continue
+        specs = recipe.runs()
+        finished = sum((results_dir / name / spec.name / "summary.json").is_file() for spec in specs)
+        print(f"{name:<20} {finished:>3}/{len(specs)} finished  {recipe.purpose}")
+
+
+def stale_note(jobs):
+    reasons = [staleness(json.loads((job.directory / "config.json").read_text()))
+               for job in jobs if job.state == "finished"]
+    stale = [reason for reason in reasons if reason]
+    if stale:
+        return (f"note: {len(stale)} finished run(s) are stale ({stale[0]}); the figures mark them. "
+                "Delete their folders to retrain them.")
+    return None
+
+
+def train_recipe(args):
+    from runs.runner import Runner, prepare, recipe_lock, shown  # imports torch: not needed to list
+
+    recipe = load_recipe(args.recipe, args.recipes)
+    threads = 1 if args.jobs > 1 else os.cpu_count() or 1
+    jobs = prepare(recipe, args.results, args.cache, quick=args.quick, threads=threads)
+    todo = [job for job in jobs if job.state != "finished"]
+    where = shown(args.results / recipe.name)
+    print(f"{recipe.name}: {len(jobs)} runs, {len(jobs) - len(todo)} finished, {len(todo)} to train "
+          f"({args.jobs} at once, {threads} torch thread(s) each) -> {where}")
+    note = stale_note(jobs)
+    if note:
+        print(note)
+    if not todo:
+        return 0
+    with recipe_lock(args.results / recipe.name):
+        outcome = Runner(jobs, parallel=args.jobs).run()
+    print(f"{recipe.name}: {outcome['done']} trained, {len(jobs) - len(todo)} already finished"
+          + "".join(f", {outcome[s]} {s}" for s in ("failed", "interrupted") if outcome[s]))
+    if outcome["interrupted"]:
+        return 130
+    return 1 if outcome["failed"] else 0
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.recipe is None:
+        list_recipes(args.recipes, args.results)
+        return 0
+    try:
+        return train_recipe(args)
+    except RecipeError as error:
+        print(f"runs: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

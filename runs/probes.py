@@ -1,0 +1,186 @@
+"""Probes: what a trained run's model does, measured once after training and kept as text.
+
+    python -m runs.probes RUN_DIR [attention] [activations]
+
+The runner calls this after a run trains. It rebuilds the run's model through the variant's own
+functions (parse_args, load_data, create_model), exactly as the trainer did, loads the best
+weights (model.pt) and writes samples.txt and probes.json (formats: runs/README.md). Checkpoints
+are not committed, so anything a figure needs from a model has to be measured here.
+"""
+
+import contextlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from runs.recipe import ROOT
+from runs.runner import load_module, write_json
+
+SAMPLES = 500  # enough that the in train / in test / new shares are within a few points
+ATTENTION_TEXTS = 3
+PROBE_ROWS = 256  # training rows for the activation and gradient statistics
+HISTOGRAM_EDGES = {"tanh": (-1.0, 1.0, 40), "gelu": (-0.25, 3.75, 40)}  # values beyond are put in the end bins
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    directory, probes = Path(argv[0]), argv[1:]
+    config = json.loads((directory / "config.json").read_text())
+    module = load_module(ROOT / config["file"])
+    args = module.parse_args(config["argv"][1:])
+    data, initial = initial_model(module, args)
+    trained = module.create_model(args.type, module.model_config(args, data))
+    weights = directory / "model.pt"
+    module.restore_weights(trained, module.load_checkpoint(weights, data.vocab), weights)
+
+    result = {"samples": write_samples(module, trained, data, args, directory / "samples.txt")}
+    if "attention" in probes and args.type == "transformer":
+        result["attention"] = attention_maps(trained, data)
+    if "activations" in probes and args.type in HIDDEN_LAYERS:
+        rows = probe_rows(data, args.seed)
+        result["activations"] = {"init": layer_statistics(initial, args.type, *rows),
+                                 "trained": layer_statistics(trained, args.type, *rows)}
+    write_json(directory / "probes.json", result, indent=None)  # mostly matrices: one line is smaller
+    return 0
+
+
+def initial_model(module, args):
+    """The data and the model the run started from: built in the trainer's order (seed, then data,
+    then model), so the random initialisation is the same."""
+    torch.manual_seed(args.seed)
+    data = module.load_data(args.input_file, args.seed)
+    return data, module.create_model(args.type, module.model_config(args, data))
+
+
+# -----------------------------------------------------------------------------
+# samples
+
+
+def write_samples(module, model, data, args, path):
+    """The trainer's own sampler, with the run's seed; returns how many fell in each group."""
+    output = path.open("w")
+    with output, contextlib.redirect_stdout(output):
+        samples = module.print_samples(model, data, args, num=SAMPLES, seed=args.seed)
+    train, test = set(data.train.items), set(data.test.items)
+    groups = ["in_train" if s in train else "in_test" if s in test else "new" for s in samples]
+    return {"n": len(samples), **{group: groups.count(group) for group in ("in_train", "in_test", "new")}}
+
+
+# -----------------------------------------------------------------------------
+# attention
+
+
+def attention_maps(model, data):
+    """Every layer's and head's attention weights for a few test items of the first domain."""
+    texts = [item for item, domain in zip(data.test.items, data.test.domain.tolist())
+             if domain == 0 and 4 <= len(item) <= 8][:ATTENTION_TEXTS]
+    maps = []
+    for text in texts:
+        idx = torch.tensor([[0] + data.vocab.encode(text)])
+        maps.append([[rounded(head, 4) for head in layer[0]] for layer in attention_weights(model, idx)])
+    return {"texts": texts, "tokens": [["."] + list(text) for text in texts], "maps": maps}
+
+
+@torch.no_grad()
+def attention_weights(model, idx):
+    """(1, n_head, T, T) per block, recomputed from the input each attention layer receives: the
+    spine calls a fused kernel that never materialises the weights."""
+    weights = []
+    hooks = [block.attn.register_forward_pre_hook(lambda attn, inputs: weights.append(softmax_weights(attn, inputs[0])))
+             for block in model.blocks]
+    try:
+        model.eval()
+        model(idx)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return weights
+
+
+def softmax_weights(attn, x):
+    B, T, C = x.size()
+    q, k, _ = attn.c_attn(x).split(C, dim=2)
+    q, k = (t.view(B, T, attn.n_head, C // attn.n_head).transpose(1, 2) for t in (q, k))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(C // attn.n_head)
+    future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+    return F.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
+
+
+# -----------------------------------------------------------------------------
+# activations and gradients
+
+
+def mlp_hidden(model):
+    """The MLP's one hidden layer: the output of its tanh."""
+    return [("mlp.1 (tanh)", "tanh", model.mlp[1])]
+
+
+def transformer_hidden(model):
+    """Each block's feed-forward hidden layer: c_fc's output, through the spine's tanh GELU."""
+    return [(f"blocks.{i}.mlp (GELU)", "gelu", block.mlp.c_fc) for i, block in enumerate(model.blocks)]
+
+
+HIDDEN_LAYERS = {"mlp": mlp_hidden, "transformer": transformer_hidden}
+
+
+def probe_rows(data, seed):
+    rows = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(seed))[:PROBE_ROWS]
+    return data.train.x[rows], data.train.y[rows]
+
+
+def layer_statistics(model, model_type, x, y):
+    """Histograms of the hidden activations and the gradient scale of every weight matrix, from
+    one forward and backward pass on fixed training rows."""
+    captured = {}
+    layers = HIDDEN_LAYERS[model_type](model)
+    hooks = [module.register_forward_hook(lambda m, i, output, name=name: captured.__setitem__(name, output))
+             for name, _, module in layers]
+    try:
+        model.eval()  # deterministic: a patch's training-only noise stays out of the measurement
+        model.zero_grad(set_to_none=True)
+        _, loss = model(x, y)
+        loss.backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    valid = y != -1  # positions past an item's end are padding: not part of any prediction
+    return {"layers": [histogram(name, kind, captured[name].detach()[valid]) for name, kind, _ in layers],
+            "grads": [gradient_scale(name, p) for name, p in model.named_parameters() if p.ndim == 2],
+            "loss": loss.item()}
+
+
+def histogram(name, kind, values):
+    if kind == "gelu":
+        saturated = (values < -3).float().mean().item()  # GELU is flat (output and gradient ~0) there
+        values = F.gelu(values, approximate="tanh")
+    else:
+        saturated = (values.abs() > 0.97).float().mean().item()  # tanh's flat tails
+    low, high, bins = HISTOGRAM_EDGES[kind]
+    counts = torch.histc(values.clamp(low, high), bins=bins, min=low, max=high)
+    edges = torch.linspace(low, high, bins + 1)
+    return {"name": name, "kind": kind, "edges": rounded(edges, 4), "counts": [int(c) for c in counts.tolist()],
+            "mean": significant(values.mean().item()), "std": significant(values.std().item()),
+            "saturated": significant(saturated)}
+
+
+def gradient_scale(name, parameter):
+    grad_std, data_std = parameter.grad.std().item(), parameter.data.std().item()
+    return {"name": name, "grad_std": significant(grad_std), "data_std": significant(data_std),
+            "ratio": significant(grad_std / data_std)}
+
+
+def significant(value, digits=5):
+    return float(f"{value:.{digits}g}")
+
+
+def rounded(tensor, digits):
+    return [round(value, digits) for value in tensor.flatten().tolist()] if tensor.dim() == 1 else \
+        [rounded(row, digits) for row in tensor]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

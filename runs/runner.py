@@ -1,0 +1,391 @@
+"""The runner: a recipe's runs prepared, trained as separate processes, probed and summarised.
+
+Each run trains the generated variant file exactly as a reader would type it. A run is finished
+when summary.json exists (written last); everything before that can be interrupted and resumed.
+"""
+
+import contextlib
+import fcntl
+import importlib.metadata
+import importlib.util
+import io
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import apply
+from runs import datasets
+from runs.recipe import ROOT, RecipeError
+from runs.results import file_sha256
+
+SPINE_FILE = ROOT / "upstream" / "makemore.py"
+QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
+PROGRESS_SECONDS = 10.0  # at most one progress line per run this often
+STATE_FILE = ".runner.json"  # per run, git-ignored: the training time spent across resumes
+
+
+@dataclass
+class Job:
+    name: str
+    directory: Path
+    config: dict
+    probes: list
+    state: str  # "finished", "resume" or "fresh"
+    note: str | None = None  # why an unfinished run starts over
+
+
+def shown(path):
+    """A path as configs and messages carry it: relative to the project root when inside it."""
+    path = Path(path).resolve()
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+# -----------------------------------------------------------------------------
+# preparing: variants, dataset, commands, and what state each run is in
+
+
+def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
+    """The jobs of a recipe, every input checked before anything trains (RecipeError if not)."""
+    variants = {spec.variant for spec in recipe.runs()}
+    code = {name: variant_code(name) for name in sorted(variants)}
+    files = dataset_files(recipe.dataset, cache_dir)
+    jobs = []
+    for spec in recipe.runs():
+        spec = shrunk(spec) if quick else spec
+        directory = Path(results_dir) / recipe.name / spec.name
+        argv = [code[spec.variant]["file"], "-i", ",".join(f["path"] for f in files), "-o", shown(directory),
+                "--seed", str(spec.seed), "--max-steps", str(spec.steps), *flag_arguments(spec.flags)]
+        config = {
+            "recipe": recipe.name, "run": spec.name, "arm": spec.arm, "variant": spec.variant,
+            "file": code[spec.variant]["file"], "seed": spec.seed, "steps": spec.steps, "quick": quick,
+            "flags": spec.flags, "argv": argv, "command": "python " + shlex.join(argv),
+            "dataset": {**recipe.dataset, "files": files},
+            "code": code[spec.variant]["code"],
+            "torch": importlib.metadata.version("torch"), "python": platform.python_version(), "threads": threads,
+        }
+        jobs.append(Job(spec.name, directory, config, recipe.probes, *run_state(directory, config)))
+    check_flags(jobs, recipe.name)
+    return jobs
+
+
+def variant_code(name):
+    """The file a variant trains from and the hashes of what made it: the spine and its patches."""
+    spine = {"path": shown(SPINE_FILE), "sha256": file_sha256(SPINE_FILE)}
+    if name == "spine":
+        return {"file": shown(SPINE_FILE), "code": {"spine": spine, "patches": []}}
+    project = apply.Project(ROOT)
+    try:
+        entries = project.entries()
+        upto = project.position(entries, name)
+        directory = project.ensure_variant(name)
+    except apply.ApplyError as error:
+        raise RecipeError(f"variant {name!r}: {error}") from None
+    patches = [{"name": entry, "sha256": file_sha256(project.patches_dir / entry)} for entry in entries[:upto + 1]]
+    return {"file": shown(directory / "makemore.py"), "code": {"spine": spine, "patches": patches}}
+
+
+def dataset_files(dataset, cache_dir):
+    try:
+        built = datasets.materialise(dataset["builder"], dataset["seed"], dataset["args"], cache_dir)
+    except datasets.DatasetError as error:
+        raise RecipeError(f"dataset: {error}") from None
+    return [{"domain": f["domain"], "path": shown(f["path"]), "sha256": f["sha256"]} for f in built]
+
+
+def shrunk(spec):
+    """A --quick run: few steps, and evaluations often enough to draw a curve from them."""
+    steps = min(spec.steps, QUICK_STEPS)
+    interval = min(int(spec.flags.get("eval-interval", 500)), max(1, steps // 10))
+    return spec.__class__(spec.name, spec.variant, spec.seed, steps, {**spec.flags, "eval-interval": interval},
+                          spec.arm)
+
+
+def flag_arguments(flags):
+    """{"n-layer": 2, "shared-expert": True} -> ["--n-layer", "2", "--shared-expert"]."""
+    arguments = []
+    for key, value in flags.items():
+        if value is True:
+            arguments.append(f"--{key}")
+        elif value is not False:  # a false switch is simply left off
+            arguments += [f"--{key}", str(value)]
+    return arguments
+
+
+def check_flags(jobs, recipe_name):
+    """Parse every run's command line with the variant's own parser, so that a flag the variant
+    does not have (or a bad value) is one line now rather than a crash in the middle of a recipe."""
+    parsers = {}
+    for job in jobs:
+        file = job.config["file"]
+        if file not in parsers:
+            parsers[file] = load_module(ROOT / file).parse_args
+        errors = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(errors):
+                parsers[file](job.config["argv"][1:])
+        except SystemExit:
+            message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+            raise RecipeError(f"recipe {recipe_name}: run {job.name}: {file} says: {message}") from None
+
+
+def load_module(path):
+    spec = importlib.util.spec_from_file_location(f"variant_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_state(directory, config):
+    """finished (summary.json exists), resume (a checkpoint of this very command and code), or fresh."""
+    if (directory / "summary.json").is_file():
+        return "finished", None
+    old = read_json(directory / "config.json")
+    if old is None or not (directory / "checkpoint.pt").is_file():
+        return "fresh", None
+    if same_training(old, config):
+        return "resume", None
+    return "fresh", "its command, data or code changed since it started, so it starts over"
+
+
+def same_training(old, new):
+    keys = ("argv", "code", "torch")
+    return all(old.get(key) == new[key] for key in keys) and \
+        [f["sha256"] for f in old["dataset"]["files"]] == [f["sha256"] for f in new["dataset"]["files"]]
+
+
+def read_json(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_json(path, value, indent=2):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=indent) + "\n")
+    os.replace(tmp, path)
+
+
+# -----------------------------------------------------------------------------
+# training: one process per run, its output parsed for progress
+
+
+STEP_LINE = re.compile(r"step (\d+) \| loss ([\d.naninf]+)")
+PARAMS_LINE = re.compile(r"model #params: (\d+)")
+
+
+class Progress:
+    """One line per run now and then: its step, loss and ETA, and the recipe's overall count."""
+
+    def __init__(self, total, finished):
+        self.total, self.finished = total, finished
+        self.lock = threading.Lock()
+
+    def say(self, name, message):
+        with self.lock:
+            print(f"[{self.finished}/{self.total} done] {name}: {message}", flush=True)
+
+    def run_finished(self, name, message):
+        with self.lock:
+            self.finished += 1
+        self.say(name, message)
+
+
+class StepClock:
+    """Turns the trainer's 'step N | loss X' lines into throttled progress with an ETA."""
+
+    def __init__(self, steps):
+        self.steps = steps
+        self.first = None  # (step, time) of the first step seen in this process
+        self.last_said = 0.0
+
+    def line(self, text):
+        """The progress message for this output line, or None if it is not time for one."""
+        match = STEP_LINE.match(text)
+        if not match:
+            return None
+        step, now = int(match[1]), time.monotonic()
+        if self.first is None:  # the rate, and so the ETA, needs a second line
+            self.first, self.last_said = (step, now), now
+            return None
+        if now - self.last_said < PROGRESS_SECONDS and step < self.steps:
+            return None
+        self.last_said = now
+        rate = (step - self.first[0]) / (now - self.first[1])
+        return f"step {step}/{self.steps}, loss {float(match[2]):.4f}, ETA {format_seconds((self.steps - step) / rate)}"
+
+
+def format_seconds(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
+def child_environment(threads):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def parent_death_signal():
+    """Linux: a training whose runner is killed outright gets SIGTERM, so it saves a checkpoint and
+    stops instead of running on unsupervised. prctl is looked up now, not in the forked child,
+    where a threaded parent's locks could deadlock it."""
+    if sys.platform != "linux":
+        return None
+    import ctypes
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+DIE_WITH_PARENT = parent_death_signal()
+
+
+class Runner:
+    def __init__(self, jobs, parallel=1):
+        self.jobs, self.parallel = jobs, parallel
+        self.threads = jobs[0].config["threads"] if jobs else 1
+        self.children = set()
+        self.stopping = threading.Event()
+        self.progress = Progress(len(jobs), sum(job.state == "finished" for job in jobs))
+
+    # -- signals: the first Ctrl-C or SIGTERM asks every training to checkpoint and stop
+
+    def stop(self, signum, frame):
+        if not self.stopping.is_set():
+            print("\nstopping: each running training saves a checkpoint; run the recipe again to resume",
+                  file=sys.stderr, flush=True)
+        self.stopping.set()
+        for child in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)  # the trainer's second signal aborts it at once
+
+    def run(self):
+        """Train every unfinished job; returns {state: count} with state done/failed/interrupted."""
+        todo = [job for job in self.jobs if job.state != "finished"]
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+                futures = [pool.submit(self.execute, job) for job in todo]
+                while not all(future.done() for future in futures):
+                    wait(futures, timeout=0.5)  # short waits, so that signal handlers run promptly
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        outcomes = [future.result() for future in futures]
+        return {state: outcomes.count(state) for state in ("done", "failed", "interrupted")}
+
+    def execute(self, job):
+        if self.stopping.is_set():
+            return "interrupted"
+        try:
+            return self.train_and_finish(job)
+        except Exception as error:  # one broken run must not take the others down
+            self.progress.say(job.name, f"failed: {type(error).__name__}: {error}")
+            return "failed"
+
+    def train_and_finish(self, job):
+        if job.state == "fresh" and job.directory.exists():
+            self.progress.say(job.name, f"starting over: {job.note}" if job.note else "starting over")
+            shutil.rmtree(job.directory)
+        job.directory.mkdir(parents=True, exist_ok=True)
+        write_json(job.directory / "config.json", job.config)
+        argv = job.config["argv"] + (["--resume"] if job.state == "resume" else [])
+        self.progress.say(job.name, "resuming from its checkpoint" if job.state == "resume" else "training")
+        code = self.supervise(job, [sys.executable] + argv, StepClock(job.config["steps"]), timed=True)
+        if code != 0:
+            return self.unfinished(job, code)
+        code = self.supervise(job, [sys.executable, "-m", "runs.probes", shown(job.directory), *job.probes])
+        if code != 0:
+            return self.unfinished(job, code)
+        summary = summarize(job.directory)
+        write_json(job.directory / "summary.json", summary)  # last: this makes the run finished
+        self.progress.run_finished(job.name, f"best test loss {summary['best_test_loss']:.4f} at step "
+                                             f"{summary['best_step']} ({format_seconds(summary['wall_s'])})")
+        return "done"
+
+    def unfinished(self, job, code):
+        if self.stopping.is_set():
+            self.progress.say(job.name, "stopped; it resumes from its checkpoint next time")
+            return "interrupted"
+        log = job.directory / "train.log"
+        last = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
+        self.progress.say(job.name, f"failed (exit {code}): {' '.join(last)} (log: {shown(log)})")
+        return "failed"
+
+    def supervise(self, job, argv, clock=None, timed=False):
+        """Run one process for a job, its output appended to train.log; returns its exit code."""
+        started = time.monotonic()
+        with (job.directory / "train.log").open("a") as log:
+            child = subprocess.Popen(argv, cwd=ROOT, env=child_environment(self.threads), text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=DIE_WITH_PARENT)
+            self.children.add(child)
+            try:
+                for line in child.stdout:
+                    log.write(line)
+                    message = clock and clock.line(line)
+                    if message:
+                        self.progress.say(job.name, message)
+                return child.wait()
+            finally:
+                self.children.discard(child)
+                if timed:
+                    add_training_time(job.directory, time.monotonic() - started)
+
+
+def add_training_time(directory, seconds):
+    state = read_json(directory / STATE_FILE) or {"wall_s": 0.0}
+    state["wall_s"] += seconds
+    write_json(directory / STATE_FILE, state)
+
+
+# -----------------------------------------------------------------------------
+# summarising a finished run
+
+
+def summarize(directory):
+    metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+    final, best = metrics[-1], min(metrics, key=lambda record: record["test_loss"])
+    domains = [key.split("/", 1)[1] for key in final if key.startswith("test_loss/")]
+    timed = [record for record in metrics if record.get("step_ms") is not None]
+    params = PARAMS_LINE.findall((directory / "train.log").read_text())
+    probes = read_json(directory / "probes.json") or {}
+    return {
+        "steps": final["step"], "params": int(params[-1]),
+        "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
+        "best_test_loss": best["test_loss"], "best_step": best["step"],
+        "final_test_loss_by_domain": {d: final[f"test_loss/{d}"] for d in domains},
+        "best_test_loss_by_domain": {d: best[f"test_loss/{d}"] for d in domains},
+        "tokens_per_s": mean(record["tokens_per_s"] for record in timed),
+        "step_ms": mean(record["step_ms"] for record in timed),
+        "wall_s": read_json(directory / STATE_FILE)["wall_s"],
+        "samples": probes.get("samples"),
+    }
+
+
+def mean(values):
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+# -----------------------------------------------------------------------------
+# a recipe's results folder is trained by one runner at a time
+
+
+@contextlib.contextmanager
+def recipe_lock(directory):
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecipeError(f"another runner is training {shown(directory)} right now") from None
+        yield

@@ -1,0 +1,82 @@
+"""The probes measure the model the run trained: attention recomputed faithfully, histograms that
+count every valid position, and the initial model rebuilt exactly as the trainer built it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from runs import probes
+from runs.runner import load_module
+from conftest import TINY_MODEL_FLAGS
+
+ROOT = Path(__file__).resolve().parent.parent
+makemore = load_module(ROOT / "upstream" / "makemore.py")
+
+
+def tiny_transformer(names_file, seed=7):
+    args = makemore.parse_args(["-i", str(names_file), "--seed", str(seed), "--n-layer", "2", "--n-head", "2",
+                                "--n-embd", "16"])
+    torch.manual_seed(args.seed)
+    data = makemore.load_data(args.input_file, args.seed)
+    return makemore.create_model(args.type, makemore.model_config(args, data)), data
+
+
+def test_recomputed_attention_weights_give_the_layers_own_output(names_file):
+    model, data = tiny_transformer(names_file)
+    attn = model.blocks[0].attn
+    x = torch.randn(3, 9, 16)
+    weights = probes.softmax_weights(attn, x)
+    _, _, v = attn.c_attn(x).split(16, dim=2)
+    v = v.view(3, 9, 2, 8).transpose(1, 2)
+    mixed = (weights @ v).transpose(1, 2).reshape(3, 9, 16)
+    assert torch.allclose(attn.c_proj(mixed), attn(x), atol=1e-5)
+    assert torch.all(weights.triu(diagonal=1) == 0)  # nothing attends to the future
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 2, 9))
+
+
+def test_attention_maps_cover_every_layer_head_and_position(names_file):
+    model, data = tiny_transformer(names_file)
+    maps = probes.attention_maps(model, data)
+    assert len(maps["texts"]) == probes.ATTENTION_TEXTS
+    for text, tokens, per_layer in zip(maps["texts"], maps["tokens"], maps["maps"]):
+        assert tokens == ["."] + list(text) and text in data.test.items
+        assert len(per_layer) == 2 and all(len(heads) == 2 for heads in per_layer)
+        assert all(len(head) == len(tokens) and all(len(row) == len(tokens) for row in head)
+                   for heads in per_layer for head in heads)
+
+
+def test_histograms_count_every_valid_position_of_every_unit(names_file):
+    model, data = tiny_transformer(names_file)
+    x, y = probes.probe_rows(data, seed=7)
+    statistics = probes.layer_statistics(model, "transformer", x, y)
+    valid = int((y != -1).sum())
+    for layer in statistics["layers"]:
+        assert sum(layer["counts"]) == valid * 4 * 16  # the feed-forward layer is 4 x n_embd wide
+        assert len(layer["edges"]) == len(layer["counts"]) + 1
+    names = [grad["name"] for grad in statistics["grads"]]
+    assert names == [name for name, p in model.named_parameters() if p.ndim == 2]
+    _, loss = model(x, y)
+    assert abs(statistics["loss"] - loss.item()) < 1e-6
+
+
+def test_gelu_saturation_counts_inputs_in_its_flat_tail():
+    values = torch.tensor([-5.0, -3.5, -1.0, 0.0, 2.0])
+    layer = probes.histogram("h", "gelu", values)
+    assert layer["saturated"] == 0.4
+    assert abs(layer["mean"] - F.gelu(values, approximate="tanh").mean().item()) < 1e-5
+
+
+def test_the_initial_model_is_the_one_training_started_from(names_file, tmp_path):
+    """Built in the trainer's order (seed, data, model), so its loss is the run's step-0 loss."""
+    work = tmp_path / "run"
+    subprocess.run([sys.executable, str(ROOT / "upstream" / "makemore.py"), "-i", str(names_file), "-o", str(work),
+                    "--max-steps", "1", *TINY_MODEL_FLAGS], check=True, capture_output=True)
+    step0 = json.loads((work / "metrics.jsonl").read_text().splitlines()[0])
+    args = makemore.parse_args(["-i", str(names_file), *TINY_MODEL_FLAGS])
+    data, initial = probes.initial_model(makemore, args)
+    rows = makemore.evaluation_rows(data, args.eval_batches, args.seed)
+    assert makemore.evaluate(initial, data, rows, "cpu")["test_loss"] == step0["test_loss"]

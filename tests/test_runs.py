@@ -1,0 +1,314 @@
+"""The runner: recipes in, finished runs out; never overwrites, resumes after interruption,
+refuses bad input in one line before anything trains."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import runs.__main__ as cli
+from runs.recipe import RecipeError, parse_recipe
+from runs.results import file_sha256, staleness
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = """
+[flags]
+n-layer = 1
+n-head = 2
+n-embd = 8
+n-embd2 = 8
+batch-size = 8
+eval-batches = 1
+sample-interval = 0
+"""
+
+
+def recipe_text(names_file, steps=30, seeds="[1, 2]", extra="", grid='type = ["bigram", "transformer"]',
+                eval_interval=10, purpose="a test recipe"):
+    return f"""
+purpose = "{purpose}"
+steps = {steps}
+seeds = {seeds}
+{extra}
+[dataset]
+builder = "names"
+file = "{names_file}"
+{TINY}
+eval-interval = {eval_interval}
+
+[grid]
+{grid}
+"""
+
+
+class Lab:
+    """A recipes folder, a results folder and a dataset cache, all temporary."""
+
+    def __init__(self, root, names_file):
+        self.recipes, self.results, self.cache = root / "recipes", root / "results", root / "cache"
+        self.names_file = names_file
+
+    def write(self, name, text):
+        self.recipes.mkdir(exist_ok=True)
+        (self.recipes / f"{name}.toml").write_text(text)
+
+    def argv(self, *args):
+        return [*args, "--recipes", str(self.recipes), "--results", str(self.results), "--cache", str(self.cache)]
+
+    def run(self, *args, timeout=180):
+        """The runner as a reader calls it: its own process."""
+        return subprocess.run([sys.executable, "-m", "runs", *self.argv(*args)], cwd=ROOT, text=True,
+                              capture_output=True, timeout=timeout)
+
+    def main(self, *args):
+        """The runner in this process, for the cases that train nothing or little."""
+        return cli.main(self.argv(*args))
+
+    def run_dirs(self, recipe):
+        return sorted(path.name for path in (self.results / recipe).iterdir() if path.is_dir())
+
+
+@pytest.fixture
+def lab(tmp_path, names_file):
+    return Lab(tmp_path, names_file)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, names_file):
+    """One recipe of four tiny runs, trained two at a time, shared by the tests that only read it."""
+    lab = Lab(tmp_path_factory.mktemp("trained"), names_file)
+    lab.write("tiny", recipe_text(names_file))
+    lab.first_call = lab.run("tiny", "--jobs", "2")
+    assert lab.first_call.returncode == 0, lab.first_call.stdout + lab.first_call.stderr
+    return lab
+
+
+def snapshot(directory):
+    return {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
+
+
+# -----------------------------------------------------------------------------
+# recipes
+
+
+def test_runs_are_arms_times_grid_times_seeds_with_names_that_say_what_differs():
+    recipe = parse_recipe("r", {
+        "purpose": "p", "steps": 10, "seeds": [1, 2], "dataset": {"builder": "names"},
+        "flags": {"n-layer": 2}, "grid": {"n-embd": [8, 16]},
+        "arm": [{"name": "small", "flags": {"n-head": 1}}, {"name": "wide", "flags": {"n-head": 2, "n-layer": 3}}],
+    })
+    names = [spec.name for spec in recipe.runs()]
+    assert names == [f"{arm},n-embd={e},seed={s}" for arm in ("small", "wide") for e in (8, 16) for s in (1, 2)]
+    wide = recipe.runs()[-1]
+    assert wide.flags == {"n-layer": 3, "n-head": 2, "n-embd": 16} and wide.seed == 2 and wide.arm == "wide"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"steps": 0}, "'steps' must be positive"),
+    ({"seeds": [1, 1]}, "repeats a seed"),
+    ({"seeds": "1"}, "'seeds' must be a list"),
+    ({"flags": {"seed": 3}}, "--seed is set by the runner"),
+    ({"flags": {"--n-layer": 3}}, "without the leading dashes"),
+    ({"grid": {"n-layer": 3}}, "must be a non-empty list"),
+    ({"probes": ["x-ray"]}, "unknown probes"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+])
+def test_a_bad_recipe_is_one_line_naming_the_problem(change, message):
+    table = {"purpose": "p", "steps": 10, "seeds": [1], "dataset": {"builder": "names"}, **change}
+    with pytest.raises(RecipeError) as error:
+        parse_recipe("r", table)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+# -----------------------------------------------------------------------------
+# training a recipe
+
+
+def test_a_recipe_trains_every_run_and_records_what_made_it(trained):
+    assert trained.run_dirs("tiny") == ["type=bigram,seed=1", "type=bigram,seed=2",
+                                        "type=transformer,seed=1", "type=transformer,seed=2"]
+    run = trained.results / "tiny" / "type=transformer,seed=2"
+    config = json.loads((run / "config.json").read_text())
+    assert config["command"].startswith("python upstream/makemore.py -i ")
+    assert config["argv"][config["argv"].index("--seed") + 1] == "2" and config["threads"] == 1
+    assert config["code"] == {"spine": {"path": "upstream/makemore.py",
+                                        "sha256": file_sha256(ROOT / "upstream/makemore.py")}, "patches": []}
+    data = config["dataset"]["files"][0]
+    assert data["sha256"] == file_sha256(ROOT / data["path"]) == file_sha256(trained.names_file)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in metrics] == [0, 10, 20, 30]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["final_test_loss"] == metrics[-1]["test_loss"]
+    assert summary["best_test_loss"] == min(record["test_loss"] for record in metrics)
+    assert summary["samples"]["n"] == 500 == sum(summary["samples"][g] for g in ("in_train", "in_test", "new"))
+    assert "samples that are new" in (run / "samples.txt").read_text()
+    assert "tiny: 4 trained" in trained.first_call.stdout
+
+
+def test_the_recorded_command_reproduces_the_run(trained, tmp_path):
+    run = trained.results / "tiny" / "type=transformer,seed=1"
+    config = json.loads((run / "config.json").read_text())
+    argv = config["argv"]
+    argv[argv.index("-o") + 1] = str(tmp_path / "again")
+    env = dict(os.environ, OMP_NUM_THREADS=str(config["threads"]))
+    subprocess.run([sys.executable, *argv], cwd=ROOT, check=True, capture_output=True, env=env)
+    losses = [{k: r[k] for k in ("step", "train_loss", "test_loss")}
+              for r in map(json.loads, (tmp_path / "again" / "metrics.jsonl").read_text().splitlines())]
+    recorded = [{k: r[k] for k in ("step", "train_loss", "test_loss")}
+                for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())]
+    assert losses == recorded
+
+
+def test_a_second_call_trains_nothing_and_touches_no_finished_run(trained):
+    before = {name: snapshot(trained.results / "tiny" / name) for name in trained.run_dirs("tiny")}
+    again = trained.run("tiny")
+    assert again.returncode == 0 and "4 finished, 0 to train" in again.stdout
+    assert {name: snapshot(trained.results / "tiny" / name) for name in trained.run_dirs("tiny")} == before
+
+
+def test_listing_shows_each_recipe_its_purpose_and_finished_count(trained, capsys):
+    trained.write("untrained", recipe_text(trained.names_file, purpose="not yet"))
+    assert trained.main() == 0
+    listing = capsys.readouterr().out
+    assert "tiny                   4/4 finished  a test recipe" in listing
+    assert "untrained              0/4 finished  not yet" in listing
+
+
+def test_an_interrupted_recipe_finishes_without_retraining_finished_runs(lab):
+    lab.write("slow", recipe_text(lab.names_file, steps=2000, grid='type = ["bigram"]', eval_interval=100))
+    first, second = (lab.results / "slow" / f"type=bigram,seed={s}" for s in (1, 2))
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("slow")], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not ((first / "summary.json").is_file() and (second / "checkpoint.pt").is_file()):
+        assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 130
+    assert not (second / "summary.json").exists()
+    finished = snapshot(first)
+
+    result = lab.run("slow")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 finished, 1 to train" in result.stdout
+    assert snapshot(first) == finished
+    assert "resuming from step" in (second / "train.log").read_text()
+    steps = [json.loads(line)["step"] for line in (second / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 2001, 100))
+
+
+def test_a_failing_run_is_reported_and_the_others_still_finish(lab):
+    # 3 heads do not divide n-embd 8: the model refuses to build, at run time
+    lab.write("mixed", recipe_text(lab.names_file, grid='type = ["transformer"]\nn-head = [2, 3]', seeds="[1]"))
+    result = lab.run("mixed")
+    assert result.returncode == 1
+    assert "type=transformer,n-head=3,seed=1: failed (exit 1)" in result.stdout
+    assert "--n-embd must be a multiple of --n-head" in result.stdout
+    assert (lab.results / "mixed" / "type=transformer,n-head=2,seed=1" / "summary.json").is_file()
+
+
+def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, monkeypatch, capsys):
+    lab.write("long", recipe_text(lab.names_file, steps=100000, grid='type = ["bigram"]', seeds="[1]",
+                                  eval_interval=500))
+    monkeypatch.setattr(cli, "QUICK_DIR", tmp_path / "quick")
+    assert cli.main(["long", "--quick", "--recipes", str(lab.recipes), "--cache", str(lab.cache)]) == 0
+    run = tmp_path / "quick" / "long" / "type=bigram,seed=1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["quick"] and config["steps"] == 200 and config["flags"]["eval-interval"] == 20
+    assert json.loads((run / "summary.json").read_text())["steps"] == 200
+    assert not (lab.results / "long").exists()
+
+
+# -----------------------------------------------------------------------------
+# bad input: one line, and nothing trained
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("nope", None, "no recipe 'nope'"),
+    ("flag", "grid:n-expert = [4]", "unrecognized arguments: --n-expert 4"),
+    ("value", "grid:type = [\"lstm\"]", "invalid choice: 'lstm'"),
+    ("variant", "extra:variant = \"warp-drive\"", "no patch named 'warp-drive'"),
+    ("data", "file:/no/such/names.txt", "dataset:"),
+    ("toml", "raw:steps = = 3", "not valid TOML"),
+])
+def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, message):
+    if text is not None:
+        kind, _, value = text.partition(":")
+        if kind == "raw":
+            lab.write(name, value)
+        elif kind == "file":
+            lab.write(name, recipe_text(value))
+        else:
+            lab.write(name, recipe_text(lab.names_file, **{kind: value}))
+    assert lab.main(name) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("runs: error: ")
+    assert message in error
+    assert not (lab.results / name).exists()
+
+
+# -----------------------------------------------------------------------------
+# stale results
+
+
+def test_a_finished_run_of_other_code_is_reported_stale_and_left_alone(trained, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(trained.results, results)
+    run = results / "tiny" / "type=bigram,seed=1"
+    config = json.loads((run / "config.json").read_text())
+    assert staleness(config) is None
+    config["code"]["spine"]["sha256"] = "0" * 64
+    (run / "config.json").write_text(json.dumps(config))
+    assert staleness(config) == "the spine has changed since it ran"
+    before = snapshot(run)
+    argv = ["tiny", "--recipes", str(trained.recipes), "--results", str(results), "--cache", str(trained.cache)]
+    result = subprocess.run([sys.executable, "-m", "runs", *argv], cwd=ROOT, text=True, capture_output=True)
+    assert "1 finished run(s) are stale (the spine has changed since it ran)" in result.stdout
+    assert snapshot(run) == before
+
+
+def test_staleness_names_a_changed_or_missing_patch(tmp_path):
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "upstream" / "makemore.py").write_text("spine\n")
+    (tmp_path / "patches").mkdir()
+    (tmp_path / "patches" / "01-moe.patch").write_text("patch\n")
+    config = {"code": {"spine": {"path": "upstream/makemore.py", "sha256": file_sha256(tmp_path / "upstream/makemore.py")},
+                       "patches": [{"name": "01-moe.patch", "sha256": file_sha256(tmp_path / "patches/01-moe.patch")}]}}
+    assert staleness(config, tmp_path) is None
+    (tmp_path / "patches" / "01-moe.patch").write_text("edited\n")
+    assert staleness(config, tmp_path) == "01-moe.patch has changed since it ran"
+    (tmp_path / "patches" / "01-moe.patch").unlink()
+    assert staleness(config, tmp_path) == "01-moe.patch is gone"
+
+
+# -----------------------------------------------------------------------------
+# the committed recipes and results
+
+
+def test_every_committed_recipe_prepares_cleanly(tmp_path):
+    """Its variant applies, its dataset builds, and the variant's parser accepts every run's flags."""
+    from runs.recipe import load_recipe, recipe_names
+    from runs.runner import prepare
+
+    assert recipe_names()
+    for name in recipe_names():
+        jobs = prepare(load_recipe(name), tmp_path / "results", tmp_path / "cache")
+        assert {job.state for job in jobs} == {"fresh"}
+
+
+def test_committed_results_are_finished_runs_of_their_recipes():
+    from runs.recipe import load_recipe
+    from runs.results import RESULTS_DIR
+
+    for recipe_dir in sorted(RESULTS_DIR.iterdir()) if RESULTS_DIR.is_dir() else []:
+        names = {spec.name for spec in load_recipe(recipe_dir.name).runs()}
+        for run in (path for path in recipe_dir.iterdir() if path.is_dir()):
+            assert run.name in names, f"{run} is not a run of recipe {recipe_dir.name}"
+            assert {"config.json", "metrics.jsonl", "summary.json", "samples.txt"} <= {p.name for p in run.iterdir()}

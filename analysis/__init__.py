@@ -1,0 +1,1 @@
+"""The lab's figures: `python -m analysis` redraws every one from committed results."""

@@ -20,9 +20,16 @@ def test_ci_runs_the_readmes_test_command():
     assert test_command in ci_lines
 
 
-def test_the_readmes_main_command_applies_the_series_and_trains_the_spine():
+def test_the_readmes_main_command_applies_the_series_runs_a_short_recipe_and_draws_it():
     main_command, _ = readme_commands()
-    assert "apply.py" in main_command and "upstream/makemore.py" in main_command
+    steps = main_command.split(" && ")
+    apply_at = next(i for i, step in enumerate(steps) if "apply.py" in step)
+    train_at = next(i for i, step in enumerate(steps) if "-m runs " in step and "--quick" in step)
+    draw_at = next(i for i, step in enumerate(steps) if "-m analysis compare" in step)
+    assert apply_at < train_at < draw_at
+    recipe = steps[train_at].split("-m runs ")[1].split()[0]
+    assert (ROOT / "runs" / "recipes" / f"{recipe}.toml").is_file()
+    assert f"out/quick/{recipe}" in steps[draw_at]
 
 
 def test_the_committed_series_applies():

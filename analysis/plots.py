@@ -78,13 +78,19 @@ def group_runs(runs, label=None):
 
 
 def distinguishing_labels(configs, stale):
-    """Each config's label: the variant (when the configs' variants differ) and the flags that
-    differ; when that and staleness cannot tell two apart, whatever else differs is added."""
+    """Each config's label: the variant (when the configs' variants differ), the recipe's arm name
+    (when arms differ: the recipe author's name for that set of flags) and the flags that differ
+    among configs of the same arm; when that and staleness cannot tell two apart, whatever else
+    differs is added."""
     labels = []
     for config in configs:
         parts = [config["variant"]] if differs(configs, lambda c: c["variant"]) else []
-        parts += [f"{name}={config['flags'][name]}" for name in sorted(union_of_flags(configs))
-                  if name in config["flags"] and differs(configs, lambda c: c["flags"].get(name))]
+        peers = configs
+        if config.get("arm") is not None and differs(configs, lambda c: c.get("arm")):
+            parts.append(config["arm"])
+            peers = [c for c in configs if c.get("arm") == config["arm"]]
+        parts += [f"{name}={config['flags'][name]}" for name in sorted(union_of_flags(peers))
+                  if name in config["flags"] and differs(peers, lambda c: c["flags"].get(name))]
         labels.append(parts)
     if len({(" ".join(p), bool(reason)) for p, reason in zip(labels, stale)}) < len(configs):
         rest = [flatten({k: v for k, v in c.items() if k not in ("flags", "variant", *PER_SEED_FIELDS)})
@@ -311,6 +317,17 @@ def runs_at(paths):
     return list(unique.values())
 
 
+def final_headline(groups):
+    """The ranking of final test losses, and a tie named as one when the seeds cannot separate the
+    first two."""
+    finals = {g.label: [run.metrics[-1]["test_loss"] for run in g.runs] for g in groups}
+    text = ranking([(label, statistics.fmean(values)) for label, values in finals.items()], "final test loss")
+    first, second = sorted(finals.values(), key=statistics.fmean)[:2] if len(finals) > 1 else (None, None)
+    if first and tied(first, second):
+        text += " (the first two tie within the seeds' spread)"
+    return text
+
+
 def loss_keys(runs):
     """test_loss, then each domain's test_loss/<domain> when the runs log them."""
     domains = sorted({k for run in runs for r in run.metrics for k in r if k.startswith("test_loss/")})
@@ -345,6 +362,5 @@ def compare(paths, out_stem):
         longest = max(len(g.legend) for g in groups)
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center",
                    ncols=max(1, min(len(groups), 70 // (longest + 6))))
-    finals = [(g.label, band(g, "test_loss").mean[-1]) for g in current(groups)]
-    png = finish(fig, ranking(finals, "final test loss"), groups, out_stem)
+    png = finish(fig, final_headline(current(groups)), groups, out_stem)
     return [png, png.with_suffix(".svg")]

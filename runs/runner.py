@@ -5,7 +5,6 @@ when summary.json exists (written last); everything before that can be interrupt
 """
 
 import contextlib
-import fcntl
 import importlib.metadata
 import importlib.util
 import io
@@ -321,24 +320,39 @@ class Runner:
         return "failed"
 
     def supervise(self, job, argv, clock=None, timed=False):
-        """Run one process for a job, its output appended to train.log; returns its exit code."""
+        """Run one process for a job, its output appended to train.log; returns its exit code.
+        The process writes the log itself (no pipe through the runner), so a runner that dies
+        leaves it a working stdout to report its checkpoint on, and the log complete."""
         started = time.monotonic()
-        with (job.directory / "train.log").open("a") as log:
-            child = subprocess.Popen(argv, cwd=ROOT, env=child_environment(self.threads), text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=DIE_WITH_PARENT)
+        log_file = job.directory / "train.log"
+        with log_file.open("a") as log, log_file.open("rb") as follow:
+            follow.seek(0, os.SEEK_END)
+            child = subprocess.Popen(argv, cwd=ROOT, env=child_environment(self.threads), stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=DIE_WITH_PARENT)
             self.children.add(child)
             try:
-                for line in child.stdout:
-                    log.write(line)
-                    message = clock and clock.line(line)
-                    if message:
-                        self.progress.say(job.name, message)
-                return child.wait()
+                while child.poll() is None:
+                    self.report(job, follow, clock)
+                    time.sleep(0.2)
+                self.report(job, follow, clock)
+                return child.returncode
             finally:
                 self.children.discard(child)
                 if timed:
                     add_training_time(job.directory, time.monotonic() - started)
+
+    def report(self, job, follow, clock):
+        """Progress from the lines the process has written since the last look; a line still
+        being written is left for the next look."""
+        while True:
+            start = follow.tell()
+            line = follow.readline()
+            if not line.endswith(b"\n"):
+                follow.seek(start)
+                return
+            message = clock and clock.line(line.decode("utf-8", "replace"))
+            if message:
+                self.progress.say(job.name, message)
 
 
 def add_training_time(directory, seconds):
@@ -383,6 +397,11 @@ def mean(values):
 @contextlib.contextmanager
 def recipe_lock(directory):
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here; one runner at a time is then up to you
+        yield
+        return
     with (directory / ".lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -312,3 +312,13 @@ def test_committed_results_are_finished_runs_of_their_recipes():
         for run in (path for path in recipe_dir.iterdir() if path.is_dir()):
             assert run.name in names, f"{run} is not a run of recipe {recipe_dir.name}"
             assert {"config.json", "metrics.jsonl", "summary.json", "samples.txt"} <= {p.name for p in run.iterdir()}
+
+
+def test_a_second_runner_on_the_same_recipe_is_refused(lab, capsys):
+    from runs.runner import recipe_lock
+
+    lab.write("tiny", recipe_text(lab.names_file, grid='type = ["bigram"]', seeds="[1]"))
+    with recipe_lock(lab.results / "tiny"):
+        assert lab.main("tiny") == 1
+    assert "another runner is training" in capsys.readouterr().err
+    assert not (lab.results / "tiny" / "type=bigram,seed=1").exists()

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import apply
@@ -106,8 +106,7 @@ def shrunk(spec):
     """A --quick run: few steps, and evaluations often enough to draw a curve from them."""
     steps = min(spec.steps, QUICK_STEPS)
     interval = min(int(spec.flags.get("eval-interval", 500)), max(1, steps // 10))
-    return spec.__class__(spec.name, spec.variant, spec.seed, steps, {**spec.flags, "eval-interval": interval},
-                          spec.arm)
+    return replace(spec, steps=steps, flags={**spec.flags, "eval-interval": interval})
 
 
 def flag_arguments(flags):
@@ -139,6 +138,8 @@ def check_flags(jobs, recipe_name):
 
 
 def load_module(path):
+    """A variant file as a module; named after its path, since the spine and its variants all
+    call themselves makemore."""
     spec = importlib.util.spec_from_file_location(f"variant_{abs(hash(str(path)))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,13 +1,13 @@
 """python -m runs [RECIPE] [--jobs N] [--quick]: train a recipe's unfinished runs, or list the recipes."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from runs.recipe import RECIPES_DIR, ROOT, RecipeError, load_recipe, recipe_names
-from runs.results import RESULTS_DIR, staleness
+from runs import ROOT
+from runs.recipe import RECIPES_DIR, RecipeError, load_recipe, recipe_names
+from runs.results import RESULTS_DIR, read_json, staleness
 
 QUICK_DIR = ROOT / "out" / "quick"
 CACHE_DIR = ROOT / "data" / "cache"
@@ -48,7 +48,7 @@ def list_recipes(recipes_dir, results_dir):
 
 
 def stale_note(jobs):
-    reasons = [staleness(json.loads((job.directory / "config.json").read_text()))
+    reasons = [staleness(read_json(job.directory / "config.json"))
                for job in jobs if job.state == "finished"]
     stale = [reason for reason in reasons if reason]
     if stale:

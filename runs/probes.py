@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from runs.recipe import ROOT
+from runs import ROOT
 from runs.runner import load_module, write_json
 
 SAMPLES = 500  # enough that the in train / in test / new shares are within a few points

@@ -7,7 +7,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from runs import ROOT
+
 RECIPES_DIR = ROOT / "runs" / "recipes"
 
 # the runner sets these itself for every run; a recipe that set them would fight it

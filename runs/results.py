@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from runs import ROOT
+
 RESULTS_DIR = ROOT / "runs" / "results"
 
 
@@ -36,18 +37,18 @@ class Run:
         return self.summary is not None
 
 
-def _read_json(path):
+def read_json(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def load_run(directory):
     directory = Path(directory)
-    config = _read_json(directory / "config.json")
+    config = read_json(directory / "config.json")
     if config is None:
         raise FileNotFoundError(f"{directory} is not a run folder: it has no config.json")
     metrics_file = directory / "metrics.jsonl"
     metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.is_file() else []
-    return Run(directory, config, _read_json(directory / "summary.json"), metrics, _read_json(directory / "probes.json"))
+    return Run(directory, config, read_json(directory / "summary.json"), metrics, read_json(directory / "probes.json"))
 
 
 def load_recipe_runs(recipe_dir, finished_only=True):

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import apply
 from runs import datasets
-from runs.recipe import ROOT, RecipeError
-from runs.results import file_sha256
+from runs import ROOT
+from runs.recipe import RecipeError
+from runs.results import file_sha256, load_run, read_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
 QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
@@ -162,10 +163,6 @@ def same_training(old, new):
     keys = ("argv", "code", "torch")
     return all(old.get(key) == new[key] for key in keys) and \
         [f["sha256"] for f in old["dataset"]["files"]] == [f["sha256"] for f in new["dataset"]["files"]]
-
-
-def read_json(path):
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_json(path, value, indent=2):
@@ -367,12 +364,12 @@ def add_training_time(directory, seconds):
 
 
 def summarize(directory):
-    metrics = [json.loads(line) for line in (directory / "metrics.jsonl").read_text().splitlines()]
+    run = load_run(directory)
+    metrics = run.metrics
     final, best = metrics[-1], min(metrics, key=lambda record: record["test_loss"])
     domains = [key.split("/", 1)[1] for key in final if key.startswith("test_loss/")]
     timed = [record for record in metrics if record.get("step_ms") is not None]
     params = PARAMS_LINE.findall((directory / "train.log").read_text())
-    probes = read_json(directory / "probes.json") or {}
     return {
         "steps": final["step"], "params": int(params[-1]),
         "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
@@ -382,7 +379,7 @@ def summarize(directory):
         "tokens_per_s": mean(record["tokens_per_s"] for record in timed),
         "step_ms": mean(record["step_ms"] for record in timed),
         "wall_s": read_json(directory / STATE_FILE)["wall_s"],
-        "samples": probes.get("samples"),
+        "samples": (run.probes or {}).get("samples"),
     }
 
 

@@ -1,6 +1,6 @@
 """Probes: what a trained run's model does, measured once after training and kept as text.
 
-    python -m runs.probes RUN_DIR [attention] [activations]
+    python -m runs.probes RUN_DIR [attention] [activations] [routing]
 
 The runner calls this after a run trains. It rebuilds the run's model through the variant's own
 functions (parse_args, load_data, create_model), exactly as the trainer did, loads the best
@@ -44,6 +44,8 @@ def main(argv=None):
         rows = probe_rows(data, args.seed)
         result["activations"] = {"init": layer_statistics(initial, args.type, *rows),
                                  "trained": layer_statistics(trained, args.type, *rows)}
+    if "routing" in probes and moe_layers(trained):
+        result["routing"] = routing_counts(trained, data)
     write_json(directory / "probes.json", result, indent=None)  # mostly matrices: one line is smaller
     return 0
 
@@ -120,8 +122,10 @@ def mlp_hidden(model):
 
 
 def transformer_hidden(model):
-    """Each block's feed-forward hidden layer: c_fc's output, through the spine's tanh GELU."""
-    return [(f"blocks.{i}.mlp (GELU)", "gelu", block.mlp.c_fc) for i, block in enumerate(model.blocks)]
+    """Each block's feed-forward hidden layer: c_fc's output, through the spine's tanh GELU (a
+    block whose MLP a patch replaced by experts has no single hidden layer to show)."""
+    return [(f"blocks.{i}.mlp (GELU)", "gelu", block.mlp.c_fc) for i, block in enumerate(model.blocks)
+            if hasattr(block.mlp, "c_fc")]
 
 
 HIDDEN_LAYERS = {"mlp": mlp_hidden, "transformer": transformer_hidden}
@@ -171,6 +175,40 @@ def gradient_scale(name, parameter):
     grad_std, data_std = parameter.grad.std().item(), parameter.data.std().item()
     return {"name": name, "grad_std": significant(grad_std), "data_std": significant(data_std),
             "ratio": significant(grad_std / data_std)}
+
+
+# -----------------------------------------------------------------------------
+# routing (a mixture of experts, 01-moe.patch)
+
+
+def moe_layers(model):
+    """The layers that route tokens to experts: they keep the last evaluation batch's routing."""
+    return [module for module in model.modules() if hasattr(module, "last_route")]
+
+
+@torch.no_grad()
+def routing_counts(model, data):
+    """Per MoE layer, how many routing assignments of the test tokens went to each expert, by the
+    character each token reads (its input), the one it predicts (its target), its position in
+    the item and its domain. Only tokens with a target are counted: the layers skip padding."""
+    layers, size = moe_layers(model), {"input": len(data.vocab), "target": len(data.vocab),
+                                       "position": data.block_size, "domain": len(data.domains)}
+    counts = {key: torch.zeros(len(layers), layers[0].n_expert, n, dtype=torch.long) for key, n in size.items()}
+    model.eval()
+    for start in range(0, len(data.test), 100):
+        x, y = data.test.x[start:start + 100], data.test.y[start:start + 100]
+        model(x)
+        real = y != -1
+        labels = {"input": x[real], "target": y[real], "position": real.nonzero()[:, 1],
+                  "domain": data.test.domain[start:start + 100].unsqueeze(1).expand_as(y)[real]}
+        for l, layer in enumerate(layers):
+            chosen = layer.last_route[1]
+            assert len(chosen) == len(labels["input"]), "the layer routed other tokens than those with a target"
+            for key, label in labels.items():
+                for choice in chosen.T:  # top-k: each of a token's experts counts once
+                    counts[key][l].index_put_((choice, label), torch.ones_like(label), accumulate=True)
+    return {"tokens": ["<start/stop>"] + list(data.vocab.chars), "domains": data.domains,
+            "layers": [{f"by_{key}": counts[key][l].tolist() for key in size} for l in range(len(layers))]}
 
 
 def significant(value, digits=5):

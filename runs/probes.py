@@ -37,7 +37,8 @@ def main(argv=None):
     weights = directory / "model.pt"
     module.restore_weights(trained, module.load_checkpoint(weights, data.vocab), weights)
 
-    result = {"samples": write_samples(module, trained, data, args, directory / "samples.txt")}
+    result = {"samples": write_samples(module, trained, data, args, directory / "samples.txt"),
+              "parameters": parameter_counts(trained)}
     if "attention" in probes and args.type == "transformer":
         result["attention"] = attention_maps(trained, data)
     if "activations" in probes and args.type in HIDDEN_LAYERS:
@@ -184,6 +185,14 @@ def gradient_scale(name, parameter):
 def moe_layers(model):
     """The layers that route tokens to experts: they keep the last evaluation batch's routing."""
     return [module for module in model.modules() if hasattr(module, "last_route")]
+
+
+def parameter_counts(model):
+    """All the weights, and those a token's forward pass uses: without the experts it skips."""
+    total = sum(p.numel() for p in model.parameters())
+    skipped = sum((layer.n_expert - layer.top_k) * sum(p.numel() for p in layer.experts[0].parameters())
+                  for layer in moe_layers(model))
+    return {"total": total, "active": total - skipped}
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import apply
 from runs import probes
 from runs.runner import load_module
 from conftest import TINY_MODEL_FLAGS
@@ -80,3 +81,33 @@ def test_the_initial_model_is_the_one_training_started_from(names_file, tmp_path
     data, initial = probes.initial_model(makemore, args)
     rows = makemore.evaluation_rows(data, args.eval_batches, args.seed)
     assert makemore.evaluate(initial, data, rows, "cpu")["test_loss"] == step0["test_loss"]
+
+
+def tiny_moe(names_file, *flags):
+    moe = load_module(apply.Project(ROOT).ensure_variant("moe") / "makemore.py")
+    args = moe.parse_args(["-i", str(names_file), "--n-layer", "2", "--n-head", "2", "--n-embd", "16", *flags])
+    torch.manual_seed(0)
+    data = moe.load_data(args.input_file, 0)
+    return moe.create_model(args.type, moe.model_config(args, data)), data
+
+
+def test_active_parameters_leave_out_the_experts_a_token_skips(names_file):
+    dense, _ = tiny_transformer(names_file)
+    assert probes.parameter_counts(dense)["active"] == probes.parameter_counts(dense)["total"]
+    model, _ = tiny_moe(names_file, "--n-expert", "4", "--expert-top-k", "2")
+    expert = sum(p.numel() for p in model.blocks[0].mlp.experts[0].parameters())
+    counts = probes.parameter_counts(model)
+    assert counts["total"] - counts["active"] == 2 * (4 - 2) * expert  # two layers, two idle experts each
+
+
+def test_routing_counts_every_test_token_once_per_chosen_expert(names_file):
+    model, data = tiny_moe(names_file, "--n-expert", "3", "--expert-top-k", "2")
+    routing = probes.routing_counts(model, data)
+    tokens = int((data.test.y != -1).sum())
+    assert routing["tokens"][1:] == data.vocab.chars and routing["domains"] == data.domains
+    for layer in routing["layers"]:
+        for key in ("by_input", "by_target", "by_position", "by_domain"):
+            assert len(layer[key]) == 3 and sum(map(sum, layer[key])) == 2 * tokens
+        starts = sum(row[0] for row in layer["by_input"])  # every item is read from its start token once
+        assert starts == 2 * len(data.test) == sum(row[0] for row in layer["by_position"])
+        assert sum(row[0] for row in layer["by_target"]) == 2 * len(data.test)  # and ends once

@@ -601,13 +601,14 @@ def _enclosing_definition(before: list[str], index: int) -> str:
 def inputs_digest(spine: dict[str, bytes], patches: list[Patch]) -> str:
     """One hash of everything a variant is made from: the spine tree and patches 1..k, in order.
 
-    Patch file names are left out, so renumbering the series makes no variant stale.
+    Patch file names and headers are left out: renumbering the series or rewording a
+    Description makes no variant stale (and leaves it refreshable).
     """
     digest = hashlib.sha256()
     for path, data in sorted(spine.items()):
         digest.update(f"spine {path} {sha256(data)}\n".encode())
     for patch in patches:
-        digest.update(f"patch {sha256(patch.data)}\n".encode())
+        digest.update(f"patch {sha256(patch.data[len(patch.header.encode()):])}\n".encode())
     return digest.hexdigest()
 
 

@@ -266,6 +266,15 @@ def test_stale_variants_are_regenerated(project):
     assert '"""A small' in project.variant("deep").read_text()
 
 
+def test_editing_a_header_leaves_the_variant_current_and_refreshable(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.patch("wide").write_bytes(HEADER.encode() + project.patch("wide").read_bytes().split(b"\n\n", 1)[1])
+    assert project.ok("status").splitlines()[1].split() == ["01-wide.patch", "yes", "current", "no"]
+    project.edit("wide", "scale = 1.0", "scale = 2.0")
+    assert "refreshed" in project.ok("refresh", "wide")
+    assert project.patch("wide").read_bytes().startswith(HEADER.encode())
+
+
 def test_apply_is_all_or_nothing(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis import part3, plots
+from analysis import part3, part4, plots
 from analysis.index import write_index
 from runs.results import RESULTS_DIR, ROOT
 
@@ -17,7 +17,7 @@ FIGURES_DIR = ROOT / "analysis" / "figures"
 
 # part -> draw(results_dir, figures_dir) -> (figures, recipes without results); each part draws
 # into figures_dir/<part>/
-PARTS = {"part3": part3.draw}
+PARTS = {"part3": part3.draw, "part4": part4.draw}
 
 
 def redraw(results_dir, figures_dir):

@@ -152,8 +152,10 @@ class Band:
 
 
 def metric(run, key):
-    """{step: value} of a metrics.jsonl key, where it was logged."""
-    return {r["step"]: r[key] for r in run.metrics if r.get(key) is not None}
+    """{step: value} of a metrics.jsonl key, where it was logged. The key may also be a function of
+    an evaluation record: a metric derived from several keys (say, the largest of the layers')."""
+    value = key if callable(key) else lambda record: record.get(key)
+    return {r["step"]: v for r in run.metrics if (v := value(r)) is not None}
 
 
 def training_seconds(run):

@@ -215,7 +215,7 @@ def test_redraw_draws_every_part3_figure_and_indexes_it(redrawn):
     for name in PART3_FIGURES:
         assert f"- [part3/{name}.png](part3/{name}.png): " in index
     assert "recipe `part3-baseline`, runs: bigram,seed=1, bigram,seed=2, bigram,seed=3, mlp,seed=1" in index
-    assert "STALE" not in index and "Not drawn yet" not in index
+    assert "STALE" not in index and "`part3-baseline` has no finished results" not in index
 
 
 def test_redraw_is_byte_identical(redrawn, tmp_path):

@@ -1,0 +1,39 @@
+"""Smoke tests of benchmarks/: each runs end to end on a tiny dataset with a handful of steps and
+prints every line a reader looks for. The timings themselves are not checked: they are the result."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from runs.datasets import build, write_items
+
+ROOT = Path(__file__).resolve().parent.parent
+FEW_STEPS = ["--steps", "3", "--warmup", "1", "--rounds", "1"]
+
+
+def run_benchmark(name, *args):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
+
+
+def test_moe_speed_times_every_configuration_and_gives_the_verdict(names_file, tmp_path):
+    sums = write_items(build("arithmetic", seed=0, count=100)["arithmetic"], tmp_path / "arithmetic.txt")
+    stdout, stderr = run_benchmark("moe_speed.py", "--input", f"{names_file},{sums}", *FEW_STEPS)
+    assert "2 domain(s)" in stdout
+    assert re.search(r"padding .*: \d+\.\d% of each batch", stdout)
+    for moe in ("moe E=4 top-1", "moe E=8 top-2"):
+        assert re.search(rf"check {moe}: .*: the same function", stdout), stdout
+    for config in ("dense", "dense, real tokens only", "moe E=4 top-1", "moe E=8 top-2",
+                   "moe E=4 top-1, masked reference", "moe E=8 top-2, masked reference"):
+        assert re.search(rf"^ *{re.escape(config)} +\d+\.\d\d +\S+ +\d+\.\d\dx +\d+\.\d\dx$", stdout, re.M), stdout
+        assert f"round 1/1 {config:>31}:" in stderr  # progress goes to stderr
+    assert re.search(r"^E=4 top-1 sparse step time is \d+\.\d\dx dense \(target <= 1\.5x\)$", stdout, re.M)
+
+
+def test_spine_speed_times_every_loop(names_file):
+    stdout, _ = run_benchmark("spine_speed.py", "--input-file", str(names_file), "--num-workers", "1", *FEW_STEPS)
+    for loop in ("dataloader", "in-memory", "spine"):
+        assert re.search(rf"^ *{loop}: +\d+\.\d steps/s .* the dataloader loop$", stdout, re.M), stdout

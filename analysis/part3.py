@@ -36,8 +36,7 @@ def model_groups(runs):
 
 def of_type(groups, model_type):
     """The group of a model type, current results preferred over stale ones; None if there is none."""
-    matching = [g for g in groups if g.flags["type"] == model_type]
-    return next((g for g in matching if not g.stale), matching[0] if matching else None)
+    return plots.preferred([g for g in groups if g.flags["type"] == model_type])
 
 
 def skipped(figure, why):

@@ -45,8 +45,7 @@ def draw(results_dir, figures_dir):
 
 def of_arm(groups, arm):
     """The group of an arm, current results preferred over stale ones; None if there is none."""
-    matching = [g for g in groups if g.name == arm]
-    return next((g for g in matching if not g.stale), matching[0] if matching else None)
+    return plots.preferred([g for g in groups if g.name == arm])
 
 
 def of_arms(groups, arms):

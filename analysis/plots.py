@@ -132,6 +132,12 @@ def current(groups):
     return [g for g in groups if not g.stale] or groups
 
 
+def preferred(groups):
+    """The one group a single-configuration figure shows: a current one over a stale one; None if
+    there is none."""
+    return next((g for g in groups if not g.stale), groups[0] if groups else None)
+
+
 def stale_reason(groups):
     reasons = sorted({g.stale for g in groups if g.stale})
     return "; ".join(reasons) or None

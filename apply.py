@@ -852,6 +852,15 @@ class Project:
             "the edit as a patch, or `python apply.py --force` to discard it"
         )
 
+    def code_digest(self, name: str) -> str:
+        """The one definition of "the code a run of variant NAME trains": the digest of the spine
+        and the diffs of patches 1..k (headers excluded), as each variant's stamp records it.
+        "spine" names the spine alone. A result is stale when its recorded digest differs."""
+        self.verify_pin()
+        entries = self.entries()
+        upto = [] if name == "spine" else entries[: self.position(entries, name) + 1]
+        return inputs_digest(self.spine(), [self.read_patch(entry) for entry in upto])
+
     def ensure_variant(self, name: str) -> Path:
         """For runners: the folder of variants/NAME, regenerated first if stale or missing.
         Raises ApplyError if the series does not apply up to NAME or NAME was edited by hand."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from analysis import part3, part4, plots
 from analysis.index import write_index
-from runs.results import RESULTS_DIR, ROOT
+from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from analysis import plots, style
 from analysis.plots import draw_band, draw_mean, figure_entry, finish, mean_sd
-from runs.results import load_recipe_runs, read_samples
+from runs.store import load_recipe_runs, read_samples
 
 RECIPE = "part3-baseline"
 PART = "part3"

@@ -12,7 +12,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis import plots, style
 from analysis.plots import draw_band, figure_entry, finish, mean_sd
-from runs.results import load_recipe_runs
+from runs.store import load_recipe_runs
 
 DOMAINS = "moe-domains"
 NAMES = "moe-names"

@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis import style
 from analysis.index import Figure
-from runs.results import load_recipe_runs, load_run, staleness
+from runs.store import load_recipe_runs, load_run, staleness
 
 # config.json fields that differ between the seeds of one configuration (the seed, and the run
 # name and command line that carry it); everything else must match for runs to be averaged

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))  # apply.py and runs/, when run as `python benchma
 
 import apply  # noqa: E402
 from runs import datasets  # noqa: E402
-from runs.runner import load_module  # noqa: E402
+from runs import load_module  # noqa: E402
 
 SHARED_NAMES = ROOT.parent / "shared" / "data" / "names.txt"
 # The moe-domains recipe's dataset: about 5,000 items per domain, code lines of 8 to 32 characters.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from runs import ROOT
 from runs.recipe import RECIPES_DIR, RecipeError, load_recipe, recipe_names
-from runs.results import RESULTS_DIR, read_json, staleness
+from runs.store import RESULTS_DIR, read_json, staleness
 
 QUICK_DIR = ROOT / "out" / "quick"
 CACHE_DIR = ROOT / "data" / "cache"

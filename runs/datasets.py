@@ -47,8 +47,9 @@ Domains always come in name order, and every item is checked: non-empty, no line
 surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
 
 materialise() writes a build once into data/cache/<builder>-<key>/, where the key hashes the
-builder, seed and arguments, this file's source (editing a builder rebuilds its datasets) and the
-bytes of every file the build reads (an edited names file, or another Python's standard library,
+builder, seed and arguments, the builder's VERSION (bumped whenever an edit changes what it
+builds, so that editing another builder or a docstring moves no cache path) and the bytes of
+every file the build reads (an edited names file, or another Python's standard library,
 rebuilds too). A cached folder is reused only while every file matches the sha256 its
 manifest.json recorded; it is written under a temporary name and renamed into place, so a crash
 never leaves a half-written dataset that looks finished.
@@ -67,9 +68,10 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import apply
+from runs import ROOT
+
 DATA_DIR = ROOT / "data"
-SOURCE = Path(__file__).resolve()  # its text is part of every cache key
 MIN_ITEMS = 10  # the trainer holds out 10% of each domain for testing, so it needs at least 10
 # A domain becomes a file name, and the trainer's -i splits its file list on commas.
 DOMAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -196,6 +198,8 @@ def mixture(seed, parts: dict):
 
 
 BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture}
+# Part of every cache key: bump a builder's number when an edit changes the items it builds.
+VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1}
 
 
 # --- checking the request and the result ---
@@ -263,8 +267,15 @@ def input_files(builder, args):
     return []
 
 
+def builder_versions(builder, args):
+    """The VERSION of a builder, and of each builder a mixture is made of."""
+    if builder == "mixture":
+        return {part: VERSION[part] for part in args["parts"]}
+    return {builder: VERSION[builder]}
+
+
 def cache_key(builder, seed, args):
-    request = {"builder": builder, "seed": seed, "args": args, "source": sha256_of(SOURCE),
+    request = {"builder": builder, "seed": seed, "args": args, "version": builder_versions(builder, args),
                "inputs": [sha256_of(path) for path in input_files(builder, args)]}
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -324,9 +335,7 @@ def write_items(items, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(item + "\n" for item in items).encode("utf-8")
     if not path.exists() or path.read_bytes() != data:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        apply.write_atomic(path, data)
     return path
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from runs import ROOT
-from runs.runner import load_module, write_json
+from runs import ROOT, load_module
+from runs.store import write_json
 
 SAMPLES = 500  # enough that the in train / in test / new shares are within a few points
 ATTENTION_TEXTS = 3

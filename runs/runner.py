@@ -6,9 +6,7 @@ when summary.json exists (written last); everything before that can be interrupt
 
 import contextlib
 import importlib.metadata
-import importlib.util
 import io
-import json
 import os
 import platform
 import re
@@ -25,9 +23,9 @@ from pathlib import Path
 
 import apply
 from runs import datasets
-from runs import ROOT
+from runs import ROOT, load_module
 from runs.recipe import RecipeError
-from runs.results import file_sha256, load_run, read_json
+from runs.store import file_sha256, load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
 QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
@@ -82,17 +80,16 @@ def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
 def variant_code(name):
     """The file a variant trains from and the hashes of what made it: the spine and its patches."""
     spine = {"path": shown(SPINE_FILE), "sha256": file_sha256(SPINE_FILE)}
-    if name == "spine":
-        return {"file": shown(SPINE_FILE), "code": {"spine": spine, "patches": []}}
     project = apply.Project(ROOT)
     try:
+        digest = project.code_digest(name)  # checks the pin, for the spine's recipes too
         entries = project.entries()
-        upto = project.position(entries, name)
-        directory = project.ensure_variant(name)
+        upto = [] if name == "spine" else entries[:project.position(entries, name) + 1]
+        file = SPINE_FILE if name == "spine" else project.ensure_variant(name) / "makemore.py"
     except apply.ApplyError as error:
         raise RecipeError(f"variant {name!r}: {error}") from None
-    patches = [{"name": entry, "sha256": file_sha256(project.patches_dir / entry)} for entry in entries[:upto + 1]]
-    return {"file": shown(directory / "makemore.py"), "code": {"spine": spine, "patches": patches}}
+    patches = [{"name": entry, "sha256": file_sha256(project.patches_dir / entry)} for entry in upto]
+    return {"file": shown(file), "code": {"digest": digest, "spine": spine, "patches": patches}}
 
 
 def dataset_files(dataset, cache_dir):
@@ -138,15 +135,6 @@ def check_flags(jobs, recipe_name):
             raise RecipeError(f"recipe {recipe_name}: run {job.name}: {file} says: {message}") from None
 
 
-def load_module(path):
-    """A variant file as a module; named after its path, since the spine and its variants all
-    call themselves makemore."""
-    spec = importlib.util.spec_from_file_location(f"variant_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_state(directory, config):
     """finished (summary.json exists), resume (a checkpoint of this very command and code), or fresh."""
     if (directory / "summary.json").is_file():
@@ -160,15 +148,10 @@ def run_state(directory, config):
 
 
 def same_training(old, new):
-    keys = ("argv", "code", "torch")
+    keys = ("argv", "torch")
     return all(old.get(key) == new[key] for key in keys) and \
+        old["code"].get("digest") == new["code"]["digest"] and \
         [f["sha256"] for f in old["dataset"]["files"]] == [f["sha256"] for f in new["dataset"]["files"]]
-
-
-def write_json(path, value, indent=2):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=indent) + "\n")
-    os.replace(tmp, path)
 
 
 # -----------------------------------------------------------------------------
@@ -176,7 +159,6 @@ def write_json(path, value, indent=2):
 
 
 STEP_LINE = re.compile(r"step (\d+) \| loss ([\d.naninf]+)")
-PARAMS_LINE = re.compile(r"model #params: (\d+)")
 
 
 class Progress:
@@ -369,9 +351,8 @@ def summarize(directory):
     final, best = metrics[-1], min(metrics, key=lambda record: record["test_loss"])
     domains = [key.split("/", 1)[1] for key in final if key.startswith("test_loss/")]
     timed = [record for record in metrics if record.get("step_ms") is not None]
-    params = PARAMS_LINE.findall((directory / "train.log").read_text())
     return {
-        "steps": final["step"], "params": int(params[-1]),
+        "steps": final["step"], "params": run.probes["parameters"]["total"],
         "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
         "best_test_loss": best["test_loss"], "best_step": best["step"],
         "final_test_loss_by_domain": {d: final[f"test_loss/{d}"] for d in domains},

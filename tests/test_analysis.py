@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+import apply
 from analysis import part3, plots, style
 from analysis.__main__ import main
-from runs.results import ROOT, file_sha256, load_recipe_runs, load_run, read_samples
+from runs.store import ROOT, file_sha256, load_recipe_runs, load_run, read_samples
 
 SPINE_SHA = file_sha256(ROOT / "upstream" / "makemore.py")
 PART3_FIGURES = ["loss-curves", "mlp-vs-transformer", "samples", "attention", "attention-heads", "activations",
                  "gradients", "final-table"]
 STEPS = list(range(0, 1001, 100))
+SPINE_DIGEST = apply.Project(ROOT).code_digest("spine")
 FLOOR = {"bigram": 2.45, "mlp": 2.2, "transformer": 2.05}  # where each type's synthetic test loss levels off
 
 
@@ -47,7 +49,8 @@ def write_run(recipe_dir, model_type, seed, test_losses=None, step_ms=None, spin
               "argv": argv, "command": "python " + " ".join(argv),
               "dataset": {"builder": "names", "seed": 0, "args": {},
                           "files": [{"domain": "names", "path": argv[2], "sha256": "ab" * 32}]},
-              "code": {"spine": {"path": "upstream/makemore.py", "sha256": spine_sha}, "patches": []},
+              "code": {"digest": SPINE_DIGEST if spine_sha == SPINE_SHA else "0" * 64,
+                       "spine": {"path": "upstream/makemore.py", "sha256": spine_sha}, "patches": []},
               "torch": "2.13.0+cpu", "python": "3.11.2", "threads": 1}
     records = []
     for i, (step, loss, ms) in enumerate(zip(steps, test_losses, step_ms)):

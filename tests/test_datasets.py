@@ -303,6 +303,7 @@ def test_the_cache_key_follows_the_request_the_code_and_the_input_files(tmp_path
         return materialise(builder, seed, args, tmp_path / "cache")[0]["path"].parent
 
     first = folder()
+    arithmetic_folder = folder(builder="arithmetic", args={})
     assert folder() == first
     assert folder(seed=1) != first
     assert folder(args={"file": str(names_file), "count": 11}) != first
@@ -313,10 +314,10 @@ def test_the_cache_key_follows_the_request_the_code_and_the_input_files(tmp_path
     assert edited_input != first
     assert file_items(edited_input / "pets.txt")[0] == "cat0"
 
-    edited_source = tmp_path / "datasets.py"
-    edited_source.write_text(datasets.SOURCE.read_text() + "# an edit\n")
-    monkeypatch.setattr(datasets, "SOURCE", edited_source)
-    assert folder() not in (first, edited_input)
+    monkeypatch.setitem(datasets.VERSION, "names", datasets.VERSION["names"] + 1)
+    bumped = folder()
+    assert bumped not in (first, edited_input)
+    assert folder(builder="arithmetic", args={}) == arithmetic_folder  # other builders keep theirs
 
 
 def test_a_crash_while_writing_leaves_nothing_that_looks_built(tmp_path, monkeypatch):

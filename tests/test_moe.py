@@ -14,7 +14,7 @@ import torch
 import apply
 from conftest import TINY_MODEL_FLAGS
 from runs.datasets import write_items
-from runs.runner import load_module
+from runs import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 N_EMBD = 16

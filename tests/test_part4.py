@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import apply
 from analysis import __main__ as analysis_main
 from analysis import part4, plots
-from runs.results import ROOT, file_sha256, load_recipe_runs
+from runs.store import ROOT, file_sha256, load_recipe_runs
 
 SPINE_SHA = file_sha256(ROOT / "upstream" / "makemore.py")
 PATCH_SHA = file_sha256(ROOT / "patches" / "01-moe.patch")
+MOE_DIGEST = apply.Project(ROOT).code_digest("moe")
 STEPS = (0, 250, 500)
 N_LAYERS = 4
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -86,7 +88,8 @@ def write_moe_run(results_dir, recipe, arm, flags, seed, final_loss=None, collap
               "command": "python " + " ".join(argv),
               "dataset": {"builder": "mixture", "seed": 0, "args": {},
                           "files": [{"domain": d, "path": f"data/{d}.txt", "sha256": "ab" * 32} for d in domains]},
-              "code": {"spine": {"path": "upstream/makemore.py", "sha256": SPINE_SHA},
+              "code": {"digest": MOE_DIGEST if patch_sha == PATCH_SHA else "0" * 64,
+                       "spine": {"path": "upstream/makemore.py", "sha256": SPINE_SHA},
                        "patches": [{"name": "01-moe.patch", "sha256": patch_sha}]},
               "torch": "2.13.0+cpu", "python": "3.11.7", "threads": 1}
     n_expert = flags.get("n-expert", 0)
@@ -275,4 +278,4 @@ def test_stale_runs_are_drawn_apart_and_marked(tmp_path):
     assert stale.label == "moe-e4 (stale)" and [r.config["seed"] for r in stale.runs] == [4]
     assert part4.of_arm(groups, "moe-e4") is current  # one-seed figures show current runs
     [figure] = part4.domain_loss(groups, tmp_path / "figures")
-    assert figure.stale == "01-moe.patch has changed since it ran"
+    assert figure.stale == "the code of its patches (01-moe.patch) has changed since it ran"

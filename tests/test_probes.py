@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import apply
 from runs import probes
-from runs.runner import load_module
+from runs import load_module
 from conftest import TINY_MODEL_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent

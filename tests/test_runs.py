@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import apply
 import runs.__main__ as cli
 from runs.recipe import RecipeError, parse_recipe
-from runs.results import file_sha256, staleness
+from runs.store import file_sha256, staleness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,7 +139,8 @@ def test_a_recipe_trains_every_run_and_records_what_made_it(trained):
     config = json.loads((run / "config.json").read_text())
     assert config["command"].startswith("python upstream/makemore.py -i ")
     assert config["argv"][config["argv"].index("--seed") + 1] == "2" and config["threads"] == 1
-    assert config["code"] == {"spine": {"path": "upstream/makemore.py",
+    assert config["code"] == {"digest": apply.Project(ROOT).code_digest("spine"),
+                              "spine": {"path": "upstream/makemore.py",
                                         "sha256": file_sha256(ROOT / "upstream/makemore.py")}, "patches": []}
     data = config["dataset"]["files"][0]
     assert data["sha256"] == file_sha256(ROOT / data["path"]) == file_sha256(trained.names_file)
@@ -264,6 +266,7 @@ def test_a_finished_run_of_other_code_is_reported_stale_and_left_alone(trained, 
     run = results / "tiny" / "type=bigram,seed=1"
     config = json.loads((run / "config.json").read_text())
     assert staleness(config) is None
+    config["code"]["digest"] = "0" * 64  # as if it had run on another spine
     config["code"]["spine"]["sha256"] = "0" * 64
     (run / "config.json").write_text(json.dumps(config))
     assert staleness(config) == "the spine has changed since it ran"
@@ -274,18 +277,49 @@ def test_a_finished_run_of_other_code_is_reported_stale_and_left_alone(trained, 
     assert snapshot(run) == before
 
 
-def test_staleness_names_a_changed_or_missing_patch(tmp_path):
-    (tmp_path / "upstream").mkdir()
-    (tmp_path / "upstream" / "makemore.py").write_text("spine\n")
-    (tmp_path / "patches").mkdir()
-    (tmp_path / "patches" / "01-moe.patch").write_text("patch\n")
-    config = {"code": {"spine": {"path": "upstream/makemore.py", "sha256": file_sha256(tmp_path / "upstream/makemore.py")},
-                       "patches": [{"name": "01-moe.patch", "sha256": file_sha256(tmp_path / "patches/01-moe.patch")}]}}
-    assert staleness(config, tmp_path) is None
-    (tmp_path / "patches" / "01-moe.patch").write_text("edited\n")
-    assert staleness(config, tmp_path) == "01-moe.patch has changed since it ran"
-    (tmp_path / "patches" / "01-moe.patch").unlink()
-    assert staleness(config, tmp_path) == "01-moe.patch is gone"
+def code_config(project, variant):
+    """What the runner records of a run's code, made from a test project's files."""
+    spine = {"path": "upstream/makemore.py", "sha256": file_sha256(project.spine)}
+    patches = [] if variant == "spine" else [
+        {"name": entry, "sha256": file_sha256(project.root / "patches" / entry)}
+        for entry in project.series()[1:][:["spine", "first", "second"].index(variant)]]
+    digest = apply.Project(project.root).code_digest(variant)
+    return {"variant": variant, "code": {"digest": digest, "spine": spine, "patches": patches}}
+
+
+def test_stale_means_the_code_changed_not_a_patch_header(tmp_path, capsys):
+    from test_apply_project import Project
+
+    project = Project(tmp_path, capsys)
+    project.ok("pin")
+    project.add_patch("first", "        self.depth = 1\n", "        self.depth = 2\n")
+    project.add_patch("second", "    offset = 0.0\n", "    offset = 1.0\n")
+    configs = {name: code_config(project, name) for name in ("spine", "first", "second")}
+    assert all(staleness(config, tmp_path) is None for config in configs.values())
+
+    first = project.patch("first")
+    first.write_text(first.read_text().replace("Description: first:", "Description: first, reworded:"))
+    assert all(staleness(config, tmp_path) is None for config in configs.values())
+
+    first.write_text(first.read_text().replace("+        self.depth = 2", "+        self.depth = 3"))
+    assert staleness(configs["spine"], tmp_path) is None
+    for name in ("first", "second"):  # the edited patch's runs and its successors'
+        assert "01-first.patch" in staleness(configs[name], tmp_path)
+
+    project.spine.write_text(project.spine.read_text() + "# an edit\n")
+    project.ok("pin")
+    assert staleness(configs["spine"], tmp_path) == "the spine has changed since it ran"
+
+
+def test_a_run_whose_variant_no_longer_builds_is_stale_with_the_reason(tmp_path, capsys):
+    from test_apply_project import Project
+
+    project = Project(tmp_path, capsys)
+    project.ok("pin")
+    project.add_patch("first", "        self.depth = 1\n", "        self.depth = 2\n")
+    config = code_config(project, "first")
+    project.patch("first").unlink()
+    assert staleness(config, tmp_path).startswith("its variant no longer builds: ")
 
 
 # -----------------------------------------------------------------------------
@@ -305,7 +339,7 @@ def test_every_committed_recipe_prepares_cleanly(tmp_path):
 
 def test_committed_results_are_finished_runs_of_their_recipes():
     from runs.recipe import load_recipe
-    from runs.results import RESULTS_DIR
+    from runs.store import RESULTS_DIR
 
     for recipe_dir in sorted(RESULTS_DIR.iterdir()) if RESULTS_DIR.is_dir() else []:
         names = {spec.name for spec in load_recipe(recipe_dir.name).runs()}

@@ -1,0 +1,135 @@
+"""Run folders: the one place that writes and reads their files, and says whether a run is stale.
+
+A run folder (runs/results/<recipe>/<run>/) holds config.json, metrics.jsonl, probes.json,
+samples.txt and summary.json (formats: runs/README.md). The runner, the probes, the analysis and
+the tests all go through the functions here, so the format has one owner.
+"""
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apply
+from runs import ROOT
+
+RESULTS_DIR = ROOT / "runs" / "results"
+SAMPLE_GROUPS = ("in train", "in test", "new")
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_json(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_json(path, value, indent=2):
+    """Atomically: a reader never sees half a file, an interrupted write leaves the old one."""
+    apply.write_atomic(Path(path), (json.dumps(value, indent=indent) + "\n").encode())
+
+
+@dataclass
+class Run:
+    """A run folder read back: config.json, summary.json (None while unfinished), metrics.jsonl,
+    probes.json (None when the recipe asked for none)."""
+
+    directory: Path
+    config: dict
+    summary: dict | None
+    metrics: list = field(default_factory=list)
+    probes: dict | None = None
+
+    @property
+    def name(self):
+        return self.directory.name
+
+    @property
+    def finished(self):
+        return self.summary is not None
+
+
+def load_run(directory):
+    directory = Path(directory)
+    config = read_json(directory / "config.json")
+    if config is None:
+        raise FileNotFoundError(f"{directory} is not a run folder: it has no config.json")
+    metrics_file = directory / "metrics.jsonl"
+    metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.is_file() else []
+    return Run(directory, config, read_json(directory / "summary.json"), metrics, read_json(directory / "probes.json"))
+
+
+def load_recipe_runs(recipe_dir, finished_only=True):
+    """Every run folder of a recipe's results, in name order."""
+    runs = [load_run(d) for d in sorted(Path(recipe_dir).iterdir()) if (d / "config.json").is_file()]
+    return [run for run in runs if run.finished or not finished_only]
+
+
+# -----------------------------------------------------------------------------
+# staleness: one definition, apply.py's
+
+
+def staleness(config, root=ROOT):
+    """Why a run's code differs from today's, or None if it is current. The code is the spine
+    plus the diffs of the variant's patches (headers excluded: rewording a Description changes
+    nothing), digested by apply.Project.code_digest, which the variants' stamps use too."""
+    recorded = config["code"].get("digest")
+    if recorded is None:
+        return "it predates code digests"
+    try:
+        today = current_digest(Path(root).resolve(), config["variant"])
+    except apply.ApplyError as error:
+        return f"its variant no longer builds: {str(error).splitlines()[0]}"
+    if today == recorded:
+        return None
+    spine = config["code"]["spine"]
+    spine_file = Path(root) / spine["path"]
+    if not spine_file.is_file() or file_sha256(spine_file) != spine["sha256"]:
+        return "the spine has changed since it ran"
+    names = ", ".join(patch["name"] for patch in config["code"]["patches"])
+    return f"the code of its patches ({names}) has changed since it ran"
+
+
+def current_digest(root, variant):
+    """apply's code digest of a variant today; parsed once per process for the same files."""
+    project = apply.Project(root)
+    inputs = [project.spine_file, project.series_file, *sorted(project.patches_dir.glob("*.patch"))]
+    contents = hashlib.sha256(b"".join(file_sha256(path).encode() for path in inputs if path.is_file()))
+    return _code_digest(root, variant, contents.hexdigest())
+
+
+@functools.lru_cache(maxsize=64)
+def _code_digest(root, variant, contents):
+    return apply.Project(root).code_digest(variant)
+
+
+# -----------------------------------------------------------------------------
+# samples.txt: "N samples that are GROUP:" before each group's N samples, one per line
+
+
+def write_samples(path, groups):
+    """groups: {"in train": [...], "in test": [...], "new": [...]}, as the variant sorts them."""
+    lines = []
+    for group in SAMPLE_GROUPS:
+        lines.append(f"{len(groups[group])} samples that are {group}:")
+        lines += groups[group]
+    apply.write_atomic(Path(path), ("\n".join(lines) + "\n").encode())
+
+
+def read_samples(directory):
+    """samples.txt as {"in train": [...], "in test": [...], "new": [...]}, or None when there is
+    none. Counting lines (rather than looking for the next header) keeps empty samples."""
+    path = Path(directory) / "samples.txt"
+    if not path.is_file():
+        return None
+    groups = {}
+    lines = iter(path.read_text().split("\n"))
+    for line in lines:
+        header = re.fullmatch(r"(\d+) samples that are (.+):", line)
+        if header:
+            count, group = int(header[1]), header[2]
+            groups.setdefault(group, []).extend(next(lines) for _ in range(count))
+    return groups

@@ -6,7 +6,8 @@ they differ only in what the spine changed around the model:
   dataloader   makemore's loop: a Dataset that encodes each item in Python, a DataLoader with a
                replacement sampler and worker processes collating batches, AdamW as a Python loop
   in-memory    batches gathered from pre-encoded tensors in the training process, same AdamW
-  spine        in-memory batches and the fused AdamW kernel: exactly what makemore.py runs
+  cut          in-memory batches cut after their longest item (exact: only padding is cut)
+  spine        cut in-memory batches and the fused AdamW kernel: exactly what makemore.py runs
 
 Every loop is measured in this same run, alternating rounds, and the ratios are printed against the
 DataLoader loop. Nothing here is asserted: the numbers are the result.
@@ -64,9 +65,15 @@ def dataloader_batches(data, batch_size, num_workers):
     return lambda: next(batches)
 
 
-def in_memory_batches(mm, data, batch_size):
+def in_memory_batches(mm, data, batch_size, cut):
     sampler = mm.BatchSampler(data.train, batch_size, seed=0, device="cpu")
-    return lambda: sampler.next()[:2]
+    if cut:
+        return lambda: sampler.next()[:2]
+
+    def full_width():  # the same rows, every position of the block kept
+        rows = torch.randint(len(sampler.x), (batch_size,), generator=sampler.generator)
+        return sampler.x[rows], sampler.y[rows]
+    return full_width
 
 
 def steps_per_second(mm, data, loop, args):
@@ -79,7 +86,7 @@ def steps_per_second(mm, data, loop, args):
     if loop == "dataloader":
         next_batch = dataloader_batches(data, args.batch_size, args.num_workers)
     else:
-        next_batch = in_memory_batches(mm, data, args.batch_size)
+        next_batch = in_memory_batches(mm, data, args.batch_size, cut=loop in ("cut", "spine"))
 
     def step():
         x, y = next_batch()
@@ -115,7 +122,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     mm = load_spine()
     data = mm.load_data(args.input_file, args.seed)
-    loops = ["dataloader", "in-memory", "spine"]
+    loops = ["dataloader", "in-memory", "cut", "spine"]
     rates = {loop: [] for loop in loops}
     for round_ in range(args.rounds):
         for loop in loops:

@@ -8,7 +8,6 @@ weights (model.pt) and writes samples.txt and probes.json (formats: runs/README.
 are not committed, so anything a figure needs from a model has to be measured here.
 """
 
-import contextlib
 import json
 import math
 import sys
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from runs import ROOT, load_module
-from runs.store import write_json
+from runs.store import write_json, write_samples
 
 SAMPLES = 500  # enough that the in train / in test / new shares are within a few points
 ATTENTION_TEXTS = 3
@@ -27,8 +26,16 @@ HISTOGRAM_EDGES = {"tanh": (-1.0, 1.0, 40), "gelu": (-0.25, 3.75, 40)}  # values
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    directory, probes = Path(argv[0]), argv[1:]
+    """Probe a run; Ctrl-C leaves the files it had not finished unwritten, and says so."""
+    try:
+        return probe(*(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("probes: interrupted; they run again next time", file=sys.stderr)
+        return 130
+
+
+def probe(directory, *probes):
+    directory = Path(directory)
     config = json.loads((directory / "config.json").read_text())
     module = load_module(ROOT / config["file"])
     args = module.parse_args(config["argv"][1:])
@@ -37,16 +44,16 @@ def main(argv=None):
     weights = directory / "model.pt"
     module.restore_weights(trained, module.load_checkpoint(weights, data.vocab), weights)
 
-    result = {"samples": write_samples(module, trained, data, args, directory / "samples.txt"),
-              "parameters": parameter_counts(trained)}
+    result = {"samples": samples(module, trained, data, args, directory / "samples.txt"),
+              "parameters": module.parameter_counts(trained)}
     if "attention" in probes and args.type == "transformer":
         result["attention"] = attention_maps(trained, data)
     if "activations" in probes and args.type in HIDDEN_LAYERS:
         rows = probe_rows(data, args.seed)
         result["activations"] = {"init": layer_statistics(initial, args.type, *rows),
                                  "trained": layer_statistics(trained, args.type, *rows)}
-    if "routing" in probes and moe_layers(trained):
-        result["routing"] = routing_counts(trained, data)
+    if "routing" in probes and hasattr(module, "moe_layers") and module.moe_layers(trained):
+        result["routing"] = routing_counts(module, trained, data)
     write_json(directory / "probes.json", result, indent=None)  # mostly matrices: one line is smaller
     return 0
 
@@ -63,14 +70,13 @@ def initial_model(module, args):
 # samples
 
 
-def write_samples(module, model, data, args, path):
-    """The trainer's own sampler, with the run's seed; returns how many fell in each group."""
-    output = path.open("w")
-    with output, contextlib.redirect_stdout(output):
-        samples = module.print_samples(model, data, args, num=SAMPLES, seed=args.seed)
-    train, test = set(data.train.items), set(data.test.items)
-    groups = ["in_train" if s in train else "in_test" if s in test else "new" for s in samples]
-    return {"n": len(samples), **{group: groups.count(group) for group in ("in_train", "in_test", "new")}}
+def samples(module, model, data, args, path):
+    """The trainer's own sampler, with the run's seed, into samples.txt; returns how many fell
+    in each group."""
+    groups = module.sample_groups(model, data, args, num=SAMPLES, seed=args.seed)
+    write_samples(path, groups)
+    counts = {group.replace(" ", "_"): len(items) for group, items in groups.items()}
+    return {"n": sum(counts.values()), **counts}
 
 
 # -----------------------------------------------------------------------------
@@ -182,36 +188,21 @@ def gradient_scale(name, parameter):
 # routing (a mixture of experts, 01-moe.patch)
 
 
-def moe_layers(model):
-    """The layers that route tokens to experts: they keep the last evaluation batch's routing."""
-    return [module for module in model.modules() if hasattr(module, "last_route")]
-
-
-def parameter_counts(model):
-    """All the weights, and those a token's forward pass uses: without the experts it skips."""
-    total = sum(p.numel() for p in model.parameters())
-    skipped = sum((layer.n_expert - layer.top_k) * sum(p.numel() for p in layer.experts[0].parameters())
-                  for layer in moe_layers(model))
-    return {"total": total, "active": total - skipped}
-
-
 @torch.no_grad()
-def routing_counts(model, data):
+def routing_counts(module, model, data):
     """Per MoE layer, how many routing assignments of the test tokens went to each expert, by the
     character each token reads (its input), the one it predicts (its target), its position in
     the item and its domain. Only tokens with a target are counted: the layers skip padding."""
-    layers, size = moe_layers(model), {"input": len(data.vocab), "target": len(data.vocab),
-                                       "position": data.block_size, "domain": len(data.domains)}
+    layers, size = module.moe_layers(model), {"input": len(data.vocab), "target": len(data.vocab),
+                                              "position": data.block_size, "domain": len(data.domains)}
     counts = {key: torch.zeros(len(layers), layers[0].n_expert, n, dtype=torch.long) for key, n in size.items()}
     model.eval()
     for start in range(0, len(data.test), 100):
         x, y = data.test.x[start:start + 100], data.test.y[start:start + 100]
-        model(x)
         real = y != -1
         labels = {"input": x[real], "target": y[real], "position": real.nonzero()[:, 1],
                   "domain": data.test.domain[start:start + 100].unsqueeze(1).expand_as(y)[real]}
-        for l, layer in enumerate(layers):
-            chosen = layer.last_route[1]
+        for l, (_, chosen) in enumerate(module.expert_choices(model, x)):
             assert len(chosen) == len(labels["input"]), "the layer routed other tokens than those with a target"
             for key, label in labels.items():
                 for choice in chosen.T:  # top-k: each of a token's experts counts once

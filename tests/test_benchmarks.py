@@ -35,5 +35,5 @@ def test_moe_speed_times_every_configuration_and_gives_the_verdict(names_file, t
 
 def test_spine_speed_times_every_loop(names_file):
     stdout, _ = run_benchmark("spine_speed.py", "--input-file", str(names_file), "--num-workers", "1", *FEW_STEPS)
-    for loop in ("dataloader", "in-memory", "spine"):
+    for loop in ("dataloader", "in-memory", "cut", "spine"):
         assert re.search(rf"^ *{loop}: +\d+\.\d steps/s .* the dataloader loop$", stdout, re.M), stdout

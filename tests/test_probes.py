@@ -83,8 +83,10 @@ def test_the_initial_model_is_the_one_training_started_from(names_file, tmp_path
     assert makemore.evaluate(initial, data, rows, "cpu")["test_loss"] == step0["test_loss"]
 
 
+moe = load_module(apply.Project(ROOT).ensure_variant("moe") / "makemore.py")
+
+
 def tiny_moe(names_file, *flags):
-    moe = load_module(apply.Project(ROOT).ensure_variant("moe") / "makemore.py")
     args = moe.parse_args(["-i", str(names_file), "--n-layer", "2", "--n-head", "2", "--n-embd", "16", *flags])
     torch.manual_seed(0)
     data = moe.load_data(args.input_file, 0)
@@ -93,16 +95,16 @@ def tiny_moe(names_file, *flags):
 
 def test_active_parameters_leave_out_the_experts_a_token_skips(names_file):
     dense, _ = tiny_transformer(names_file)
-    assert probes.parameter_counts(dense)["active"] == probes.parameter_counts(dense)["total"]
+    assert makemore.parameter_counts(dense)["active"] == makemore.parameter_counts(dense)["total"]
     model, _ = tiny_moe(names_file, "--n-expert", "4", "--expert-top-k", "2")
     expert = sum(p.numel() for p in model.blocks[0].mlp.experts[0].parameters())
-    counts = probes.parameter_counts(model)
+    counts = moe.parameter_counts(model)
     assert counts["total"] - counts["active"] == 2 * (4 - 2) * expert  # two layers, two idle experts each
 
 
 def test_routing_counts_every_test_token_once_per_chosen_expert(names_file):
     model, data = tiny_moe(names_file, "--n-expert", "3", "--expert-top-k", "2")
-    routing = probes.routing_counts(model, data)
+    routing = probes.routing_counts(moe, model, data)
     tokens = int((data.test.y != -1).sum())
     assert routing["tokens"][1:] == data.vocab.chars and routing["domains"] == data.domains
     for layer in routing["layers"]:

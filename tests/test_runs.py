@@ -207,13 +207,13 @@ def test_an_interrupted_recipe_finishes_without_retraining_finished_runs(lab):
 
 
 def test_a_failing_run_is_reported_and_the_others_still_finish(lab):
-    # 3 heads do not divide n-embd 8: the model refuses to build, at run time
-    lab.write("mixed", recipe_text(lab.names_file, grid='type = ["transformer"]\nn-head = [2, 3]', seeds="[1]"))
+    # a prompt the names' vocabulary cannot encode: the trainer refuses it once the data is read
+    lab.write("mixed", recipe_text(lab.names_file, grid='type = ["bigram"]\nprompt = ["a", "Z"]', seeds="[1]"))
     result = lab.run("mixed")
     assert result.returncode == 1
-    assert "type=transformer,n-head=3,seed=1: failed (exit 1)" in result.stdout
-    assert "--n-embd must be a multiple of --n-head" in result.stdout
-    assert (lab.results / "mixed" / "type=transformer,n-head=2,seed=1" / "summary.json").is_file()
+    assert "type=bigram,prompt=Z,seed=1: failed (exit 1)" in result.stdout
+    assert "--prompt has characters the model does not know" in result.stdout
+    assert (lab.results / "mixed" / "type=bigram,prompt=a,seed=1" / "summary.json").is_file()
 
 
 def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, monkeypatch, capsys):

@@ -1,5 +1,6 @@
 """The spine, upstream/makemore.py, trained for a few dozen steps on tiny data."""
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -185,3 +186,144 @@ def test_default_transformer_has_about_0_2m_parameters(makemore):
     config = makemore.ModelConfig(vocab_size=27, block_size=16)
     n_params = sum(p.numel() for p in makemore.create_model("transformer", config).parameters())
     assert 0.19e6 < n_params < 0.21e6
+
+
+# -----------------------------------------------------------------------------
+# batches cut after their longest item
+
+
+@pytest.mark.parametrize("model_type", ["bigram", "mlp", "rnn", "gru", "bow", "transformer"])
+def test_a_batch_cut_after_its_longest_item_gives_the_same_loss_and_gradients(makemore, names_file,
+                                                                             model_type):
+    """The cut positions hold only padding: no target reads them and, every model being causal,
+    no earlier position sees them. So cutting them changes nothing but the work done."""
+    data = makemore.load_data(str(names_file), seed=1)
+    lengths = (data.train.y != -1).sum(dim=1)
+    by_length = lengths.argsort()
+    rows = torch.cat([by_length[:6], by_length[len(by_length) // 2:][:1]])  # short items and a median one
+    x, y = data.train.x[rows], data.train.y[rows]
+    width = int(lengths[rows].max())
+    assert lengths[rows].min() < width < data.block_size  # mixed lengths, and padding to cut
+    torch.manual_seed(0)
+    model = makemore.create_model(model_type, makemore.ModelConfig(vocab_size=len(data.vocab),
+                                                                   block_size=data.block_size))
+
+    def loss_and_grads(x, y):
+        model.zero_grad()
+        _, loss = model(x, y)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    full_loss, full_grads = loss_and_grads(x, y)
+    cut_loss, cut_grads = loss_and_grads(x[:, :width], y[:, :width])
+    assert cut_loss == pytest.approx(full_loss, rel=1e-6)
+    for full, cut in zip(full_grads, cut_grads):
+        torch.testing.assert_close(cut, full, rtol=1e-5, atol=1e-7)
+    batches = makemore.BatchSampler(data.train, batch_size=8, seed=1, device="cpu")
+    for _ in range(20):  # the sampler cuts each batch right after its longest item
+        bx, by, n_targets = batches.next()
+        assert bx.size(1) == by.size(1) == (by != -1).sum(dim=1).max()
+        assert n_targets == (by != -1).sum()
+
+
+# -----------------------------------------------------------------------------
+# bad flags: one line, exit 2, nothing written
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "cuda"], "has no cuda"),
+    (["--device", "nosuch"], "is not a device"),
+    (["--n-head", "3"], "must be a multiple of --n-head 3"),
+    (["--n-embd", "0"], "--n-embd must be positive"),
+    (["--n-layer", "-1"], "--n-layer must be positive"),
+    (["--n-embd2", "0"], "--n-embd2 must be positive"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--learning-rate", "0"], "--learning-rate must be positive"),
+    (["--weight-decay", "-0.1"], "--weight-decay must not be negative"),
+    (["--sample-interval", "-5"], "--sample-interval must not be negative"),
+    (["--top-k", "0"], "--top-k must be positive, or -1"),
+    (["--max-steps", "0"], "--max-steps must be positive, or -1"),
+    (["--max-steps", "-2"], "--max-steps must be positive, or -1"),
+    (["--eval-interval", "0"], "--eval-interval must be positive"),
+    (["--resume"], "no checkpoint"),
+    (["--type", "nosuch"], "invalid choice"),
+])
+def test_bad_flags_give_one_line_and_write_nothing(makemore, names_file, tmp_path, capsys, flags, message):
+    work_dir = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit:
+        makemore.main(["-i", str(names_file), "-o", str(work_dir), *flags])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.startswith("makemore: error: ") and message in err, err
+    assert err.count("\n") == 1
+    assert not work_dir.exists()
+
+
+def test_a_work_dir_that_is_a_file_is_refused(makemore, names_file, tmp_path, capsys):
+    work_file = write(tmp_path / "out", "not a folder")
+    with pytest.raises(SystemExit):
+        makemore.main(["-i", str(names_file), "-o", str(work_file)])
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1
+    assert work_file.read_text() == "not a folder"
+
+
+# -----------------------------------------------------------------------------
+# signals: only a person's second Ctrl-C aborts
+
+
+def test_repeated_sigterm_still_stops_cleanly(names_file, tmp_path):
+    """A runner, or a dying parent, may send SIGTERM more than once: every one means "checkpoint
+    and stop", so the training exits 130 with its checkpoint saved, no traceback, no temp file."""
+    work_dir = tmp_path / "out"
+    command = [sys.executable, str(SPINE), "-i", str(names_file), *TINY, "--max-steps", "100000",
+               "--eval-interval", "20", "-o", str(work_dir)]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while len(read_metrics(work_dir)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    for _ in range(5):
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped at step" in stderr
+    assert sorted(p.name for p in work_dir.iterdir()) == ["checkpoint.pt", "metrics.jsonl", "model.pt"]
+
+
+def test_only_a_second_ctrl_c_aborts(makemore):
+    stop = makemore.StopRequest()
+    stop.request(signal.SIGTERM, None)
+    stop.request(signal.SIGTERM, None)  # programs repeat themselves: still just a request
+    assert stop.requested
+    with pytest.raises(KeyboardInterrupt):
+        stop.request(signal.SIGINT, None)  # a person insisting
+
+
+# -----------------------------------------------------------------------------
+# the contracts patches build on
+
+
+def test_every_model_config_knob_is_the_flag_of_the_same_name(makemore):
+    args = makemore.parse_args(["--n-embd", "32", "--n-head", "2"])
+    knobs = [f.name for f in dataclasses.fields(makemore.ModelConfig)]
+    assert [k for k in knobs if not hasattr(args, k)] == ["block_size", "vocab_size"]
+    config = makemore.model_config(args, stand_in_data(vocab=5, block_size=7))
+    assert (config.n_embd, config.n_head, config.vocab_size, config.block_size) == (32, 2, 5, 7)
+
+
+def stand_in_data(vocab, block_size):
+    """A stand-in for load_data's result: model_config reads only these two facts from it."""
+    return type("Data", (), {"vocab": [None] * vocab, "block_size": block_size})()
+
+
+def test_sample_groups_sort_every_sample(makemore, names_file, tmp_path):
+    train(makemore, names_file, tmp_path, "--max-steps", "10", "--eval-interval", "10")
+    args = makemore.parse_args(["-i", str(names_file), "-o", str(tmp_path), *TINY])
+    data = makemore.load_data(args.input_file, args.seed)
+    model = makemore.create_model(args.type, makemore.model_config(args, data))
+    groups = makemore.sample_groups(model, data, args, num=40, seed=1)
+    assert list(groups) == ["in train", "in test", "new"] and sum(map(len, groups.values())) == 40
+    assert set(groups["in train"]) <= set(data.train.items) and not set(groups["new"]) & set(data.train.items)
+    counts = makemore.parameter_counts(model)
+    assert counts["total"] == counts["active"] == sum(p.numel() for p in model.parameters())

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 @dataclass
 class ModelConfig:
+    """Each field but the first two is set by the flag of the same name (--n-embd -> n_embd)."""
     block_size: int = None  # longest item + 1: the model sees <start> + the item
     vocab_size: int = None  # distinct characters + 1: token 0 is both <start> and <stop>
     n_layer: int = 4
@@ -50,7 +51,7 @@ class ModelConfig:
 
 
 def lm_loss(logits, targets):
-    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
 class CausalSelfAttention(nn.Module):
@@ -58,7 +59,6 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        assert config.n_embd % config.n_head == 0, "--n-embd must be a multiple of --n-head"
         self.n_head = config.n_head
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # query, key, value at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
@@ -409,7 +409,12 @@ def load_data(input_files, seed):
 
 class BatchSampler:
     """Random training rows drawn with replacement, as makemore's infinite DataLoader does, but
-    gathered from in-memory tensors: no per-item Python collation, no worker processes."""
+    gathered from in-memory tensors: no per-item Python collation, no worker processes.
+
+    Each batch is cut after its longest item. This is exact, not an approximation: the positions
+    cut hold only padding, whose targets are -1 (ignored by the loss), and every model here is
+    causal, so no position before them ever reads them. The loss and its gradients are those of
+    the full block; only the work on padding is saved."""
 
     def __init__(self, split, batch_size, seed, device):
         self.x, self.y = split.x.to(device), split.y.to(device)
@@ -419,7 +424,9 @@ class BatchSampler:
 
     def next(self):
         rows = torch.randint(len(self.x), (self.batch_size,), generator=self.generator).to(self.x.device)
-        return self.x[rows], self.y[rows], self.targets_per_row[rows].sum()
+        targets = self.targets_per_row[rows]
+        width = int(targets.max())  # <start> + the batch's longest item
+        return self.x[rows, :width], self.y[rows, :width], targets.sum()
 
 
 # -----------------------------------------------------------------------------
@@ -433,9 +440,11 @@ def mean_loss(model, x, y, device):
     """Next-token cross-entropy averaged over every target token of the rows given."""
     total, count = 0.0, 0
     for start in range(0, len(x), EVAL_BATCH_SIZE):
-        xb, yb = x[start:start + EVAL_BATCH_SIZE].to(device), y[start:start + EVAL_BATCH_SIZE].to(device)
+        yb = y[start:start + EVAL_BATCH_SIZE]
+        width = int((yb != -1).sum(dim=1).max())  # cut after the longest item, as BatchSampler does
+        xb, yb = x[start:start + EVAL_BATCH_SIZE, :width].to(device), yb[:, :width].to(device)
         logits, _ = model(xb)
-        total += F.cross_entropy(logits.view(-1, logits.size(-1)), yb.view(-1),
+        total += F.cross_entropy(logits.view(-1, logits.size(-1)), yb.reshape(-1),
                                  ignore_index=-1, reduction="sum").item()
         count += (yb != -1).sum().item()
     return total / count
@@ -463,8 +472,9 @@ def evaluate(model, data, rows, device):
     return record
 
 
-def print_samples(model, data, args, num, seed):
-    """Sample num items and sort them into those seen in training, in the test set, and new."""
+def sample_groups(model, data, args, num, seed):
+    """Sample num items and sort them into those seen in training, in the test set, and new:
+    {"in train": [...], "in test": [...], "new": [...]}."""
     prompt = [0] + encode_prompt(data.vocab, args.prompt)
     start = torch.tensor([prompt] * num, dtype=torch.long, device=args.device)
     model.eval()
@@ -480,13 +490,16 @@ def print_samples(model, data, args, num, seed):
     for sample in samples:
         group = next((name for name, items in seen.items() if sample in items), "new")
         groups[group].append(sample)
+    return groups
+
+
+def print_samples(model, data, args, num, seed):
     print("-" * 80)
-    for name, group in groups.items():
+    for name, group in sample_groups(model, data, args, num, seed).items():
         print(f"{len(group)} samples that are {name}:")
         for sample in group:
             print(sample)
     print("-" * 80)
-    return samples
 
 
 def encode_prompt(vocab, prompt):
@@ -504,8 +517,11 @@ def encode_prompt(vocab, prompt):
 
 def save_atomically(obj, path):
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
+    finally:
+        tmp.unlink(missing_ok=True)  # nor a half-written one beside it
 
 
 def load_checkpoint(path, vocab):
@@ -543,7 +559,9 @@ class MetricsLog:
 
 class StopRequest:
     """Ctrl-C (or SIGTERM) asks the loop to stop at the next step boundary, so that the state
-    saved is consistent and --resume continues exactly. A second Ctrl-C stops at once."""
+    saved is consistent and --resume continues exactly. Only a second Ctrl-C, which a person
+    types, aborts at once: SIGTERM comes from programs (a runner, a dying parent, a scheduler),
+    which may send it more than once, and always means "checkpoint and stop"."""
 
     def __init__(self):
         self.requested = False
@@ -553,14 +571,16 @@ class StopRequest:
         return self
 
     def request(self, signum, frame):
-        if self.requested:
+        if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if not self.requested:
+            print("\nstopping after this step; a checkpoint will be saved (Ctrl-C again to abort)", file=sys.stderr)
         self.requested = True
-        print("\nstopping after this step; a checkpoint will be saved (Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+            # once stopping, a late SIGTERM finds the process on its way out: it is ignored
+            signal.signal(sig, signal.SIG_IGN if self.requested and sig == signal.SIGTERM else handler)
 
 
 # -----------------------------------------------------------------------------
@@ -655,8 +675,16 @@ def train(args, model, data, work_dir):
 
 
 def model_config(args, data):
-    return ModelConfig(vocab_size=len(data.vocab), block_size=data.block_size, n_layer=args.n_layer,
-                       n_head=args.n_head, n_embd=args.n_embd, n_embd2=args.n_embd2)
+    """Every field from the flag of the same name, so that a patch adds a model knob as a field
+    and a flag, and nothing in between; the data decides the vocabulary and the block size."""
+    knobs = {f.name: getattr(args, f.name) for f in fields(ModelConfig) if hasattr(args, f.name)}
+    return ModelConfig(**knobs, vocab_size=len(data.vocab), block_size=data.block_size)
+
+
+def parameter_counts(model):
+    """All the weights, and those one token's forward pass uses: here, all of them."""
+    total = sum(p.numel() for p in model.parameters())
+    return {"total": total, "active": total}
 
 
 def run(args):
@@ -668,7 +696,9 @@ def run(args):
     print(f"vocabulary of {len(data.vocab)} tokens: <start/stop> + {''.join(data.vocab.chars)!r}; "
           f"block size {data.block_size}")
     model = create_model(args.type, model_config(args, data)).to(args.device)
-    print(f"model #params: {sum(p.numel() for p in model.parameters())}")
+    counts = parameter_counts(model)
+    print(f"model #params: {counts['total']}" +
+          (f" ({counts['active']} used per token)" if counts["active"] != counts["total"] else ""))
     work_dir = Path(args.work_dir)
     if args.sample_only:
         path = work_dir / "model.pt"
@@ -683,8 +713,15 @@ def run(args):
 # command line
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's, with every error on one line."""
+
+    def error(self, message):
+        self.exit(2, f"makemore: error: {message} (see --help)\n")
+
+
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="makemore: a character-level language model")
+    parser = ArgumentParser(description="makemore: a character-level language model")
     # system/input/output
     parser.add_argument("--input-file", "-i", type=str, default="names.txt",
                         help="one item per line; several comma-separated files are several domains")
@@ -717,10 +754,52 @@ def parse_args(argv=None):
     parser.add_argument("--eval-batches", type=int, default=10,
                         help=f"batches of {EVAL_BATCH_SIZE} items scored per split at each evaluation")
     args = parser.parse_args(argv)
-    for flag in ("eval_interval", "eval_batches", "batch_size"):
-        if getattr(args, flag) <= 0:
-            parser.error(f"--{flag.replace('_', '-')} must be positive")
+    check_values(parser, args)
     return args
+
+
+def check_values(parser, args):
+    """What the flags' types let through but no run can use: refused now, in one line, before
+    any data is read or any file written."""
+    def flag(name):
+        return "--" + name.replace("_", "-")
+    for name in ("n_layer", "n_head", "n_embd", "n_embd2", "batch_size", "learning_rate", "eval_interval",
+                 "eval_batches"):
+        if getattr(args, name) <= 0:
+            parser.error(f"{flag(name)} must be positive")
+    for name in ("weight_decay", "sample_interval", "num_workers"):
+        if getattr(args, name) < 0:
+            parser.error(f"{flag(name)} must not be negative")
+    for name in ("max_steps", "top_k"):
+        if getattr(args, name) == 0 or getattr(args, name) < -1:
+            parser.error(f"{flag(name)} must be positive, or -1 for no limit")
+    if args.type == "transformer" and args.n_embd % args.n_head:
+        parser.error(f"--n-embd {args.n_embd} must be a multiple of --n-head {args.n_head}: "
+                     "each head gets an equal share of the channels")
+    problem = device_problem(args.device)
+    if problem:
+        parser.error(problem)
+    work_dir = Path(args.work_dir)
+    if work_dir.exists() and not work_dir.is_dir():
+        parser.error(f"--work-dir {args.work_dir!r} is a file, not a folder")
+    if args.resume and not (work_dir / "checkpoint.pt").is_file():
+        parser.error(f"--resume: no checkpoint in {args.work_dir!r} to resume from")
+
+
+def device_problem(name):
+    """Why --device cannot be used on this machine, or None."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        return f"--device {name!r} is not a device (cpu, cuda, cuda:N or mps)"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if device.type not in available:
+        return f"--device {name!r}: only cpu, cuda and mps are supported"
+    if not available[device.type]:
+        return f"--device {name!r}: this machine or this build of torch has no {device.type}"
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        return f"--device {name!r}: there are only {torch.cuda.device_count()} CUDA devices"
+    return None
 
 
 def main(argv=None):
@@ -730,6 +809,9 @@ def main(argv=None):
     except UsageError as error:
         print(f"makemore: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint saved still stands
+        print("makemore: aborted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,16 +5,25 @@ The spine, upstream/makemore.py, is pinned by upstream/makemore.py.sha256. Each 
 patch in patches/, applied in the order of patches/series, and variant k (variants/NAME/) is the
 spine plus patches 1..k. Unlike GNU patch and quilt, a hunk applies only at the line it names,
 with every context and removed line matching byte for byte: no fuzz, no offsets, no whitespace
-forgiveness. A patch that no longer fits fails loudly, and then nothing is written.
+forgiveness; and, as git applies it, a hunk made at the top or the end of a file applies only
+there. A patch that no longer fits fails loudly, and then nothing is written.
 
-    python apply.py [apply] [--force]     write the variants (never over hand edits unless forced)
+    python apply.py [apply] [--force]     write the variants (never over hand edits unless forced);
+                                          remove the unedited ones that no patch makes any more
     python apply.py check                 does the series apply? writes nothing; fast, for hooks
     python apply.py refresh NAME          turn the edited variants/NAME back into its patch
     python apply.py rebase [NAME]         after the spine moved lines: move drifted hunks along
-    python apply.py new NAME [--after X]  start a patch (and its variant) to edit
-    python apply.py status                one row per patch: applies? generated? edited?
-    python apply.py diff NAME             a patch's diffstat and its hunks
+    python apply.py new NAME [--after X]  start a patch (and its variant); fill in its header
+    python apply.py status                one row per patch: applies? generated? edited? (exit 1
+                                          while a patch does not apply)
+    python apply.py diff NAME             the patch's hunks, as its file holds them
+    python apply.py diff NAME --stat      its diffstat, and what each hunk adds, edits, removes
+    python apply.py diff NAME --from-spine   variant NAME against the spine, as one diff
     python apply.py pin                   accept the spine as it is now
+
+A patch is a DEP-3-style header, then a unified diff: `refresh` writes it in canonical form
+(--- a/PATH, +++ b/PATH, 3 lines of context, LF line endings), and the reader also takes what
+`git diff`, `diff -u` and quilt write, hunks read by their counts as git reads them.
 """
 
 import argparse
@@ -42,7 +51,11 @@ PATCH_FILE = re.compile(r"([0-9]+)-([a-z0-9][a-z0-9-]*)\.patch")
 VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 PIN_LINE = re.compile(r"([0-9a-f]{64})  makemore\.py\n?")
 HUNK_HEADER = re.compile(r"@@ -([0-9]+)(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")
-DEFINITION = re.compile(r"\s*(async\s+)?(def|class)\s")
+DEFINITION = re.compile(r"\s*(?:async\s+)?(?:def|class)\s+(\w+)")
+# For telling code from strings and comments when counting brackets: a line's string literals
+# (a triple-quoted one only when it ends on the line) and its comment.
+STRING_OR_COMMENT = re.compile(r"""(?:'{3}.*?'{3}|"{3}.*?"{3}|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|#.*)""")
+TOP_LEVEL = "top-level code"  # what a caption calls a change outside every def and class
 HEADER_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*):(.*)")
 # Plain names need no quoting in any diff tool, so git and we read the same path.
 SAFE_PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
@@ -718,11 +731,133 @@ def _range(start: int, count: int) -> str:
 
 
 def _enclosing_definition(before: list[str], index: int) -> str:
-    """" def name(...):" for the nearest def or class above line index, or "" if none."""
+    """" def name(...):" for the nearest def or class above line index, or "" if none: git's
+    rule for the @@ line (a caption says what the hunk changes: see Changes)."""
     for line in reversed(before[:index]):
         if DEFINITION.match(line):
             return " " + line.rstrip()
     return ""
+
+
+# ---------------------------------------------------------------------------- what a hunk changes
+
+Scope = tuple[str, ...]  # the definitions a line lies in, outermost first: ("Block", "forward")
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a hunk (or some of its lines) changes, by qualified name ("MoE", "Block.forward"):
+    the definitions it adds or removes whole, and those whose lines it edits."""
+
+    added: tuple[str, ...] = ()
+    edited: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def caption(self) -> str:
+        """The one caption rule, for `apply.py diff --stat` and the patch figures alike:
+        "adds MoE, moe_layers; edits FeedForward.__init__". (A refreshed patch's @@ lines keep
+        git's rule, the nearest def or class above the hunk, which git apply ignores.)"""
+        parts = [f"{verb} {', '.join(names)}" for verb, names in
+                 (("adds", self.added), ("edits", self.edited), ("removes", self.removed)) if names]
+        return "; ".join(parts) or "changes blank lines only"
+
+
+def hunk_scopes(hunk: Hunk, old_lines: list[str] | None = None) -> list[Scope | None]:
+    """The scope of each line of the hunk, each side read as the text it is (the old one, the
+    new one); None for a blank line, which belongs to no definition in particular.
+
+    What is open above the hunk comes from old_lines, the whole file the hunk applies to, or
+    without it from the def or class in the hunk's @@ line (which then lacks its class).
+    """
+    above = old_lines[: hunk.start] if old_lines is not None else [hunk.section]
+    opened = _scopes(above, [])[1]
+    scopes: list[Scope | None] = [None] * len(hunk.lines)
+    for kind in ("-", "+"):  # context lines end with the new side's reading
+        side = [index for index, line in enumerate(hunk.lines) if line.kind in (" ", kind)]
+        for index, scope in zip(side, _scopes([hunk.lines[i].text for i in side], opened)[0]):
+            scopes[index] = scope
+    return scopes
+
+
+def _scopes(lines: list[str], opened: list[tuple[int, str]]):
+    """The scope of each line, and the definitions still open after the last one as (indent,
+    name). Definitions are told by indentation: a line closes every definition indented as much
+    as it or more, and a def or class line opens one and lies in it. A decorator lies in the
+    definition below it; a line that continues a bracket (or a backslash) lies where its
+    statement does."""
+    stack, scopes, decorators, depth = list(opened), [], [], 0
+    for text in lines:
+        code = STRING_OR_COMMENT.sub("", text).rstrip()
+        if not text.strip():
+            scopes.append(None)
+            continue
+        if depth <= 0:  # the line starts a statement
+            indent = len(text) - len(text.lstrip())
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            definition = DEFINITION.match(text)
+            if definition:
+                stack.append((indent, definition[1]))
+        scope = tuple(name for _, name in stack)
+        if depth <= 0 and text.lstrip().startswith("@"):
+            decorators.append(len(scopes))
+        else:
+            for index in decorators:
+                scopes[index] = scope
+            decorators = []
+        scopes.append(scope)
+        depth = max(depth, 0) + sum(code.count(b) for b in "([{") - sum(code.count(b) for b in ")]}")
+        depth += code.endswith("\\") and depth <= 0
+    return scopes, stack
+
+
+def hunk_changes(hunk: Hunk, scopes: list[Scope | None], part: range | None = None) -> Changes:
+    """What the lines of the hunk (or those in part) change, from their scopes (hunk_scopes).
+
+    A def or class line that only one side has adds (or removes) that definition, and every
+    line inside it belongs to the addition; one on both sides (a new signature) is an edit. Any
+    other changed line edits the definition it lies in. A part of a split hunk whose lines
+    continue an addition begun above it "adds NAME (continued)".
+    """
+    part = range(len(hunk.lines)) if part is None else part
+    defined = {kind: {} for kind in "+-"}  # kind -> the scope of each definition line -> index
+    for index, line in enumerate(hunk.lines):
+        if line.kind != " " and scopes[index] and DEFINITION.match(line.text):
+            defined[line.kind].setdefault(scopes[index], index)
+    whole = {
+        "+": {scope: at for scope, at in defined["+"].items() if scope not in defined["-"]},
+        "-": {scope: at for scope, at in defined["-"].items() if scope not in defined["+"]},
+    }
+    found: dict[str, list[str]] = {"+": [], " ": [], "-": []}  # added, edited, removed
+    for index in part:
+        line, scope = hunk.lines[index], scopes[index]
+        if line.kind == " " or scope is None:
+            continue
+        owners = [scope[:n] for n in range(1, len(scope) + 1) if scope[:n] in whole[line.kind]]
+        if not owners:
+            name, kind = ".".join(scope) or TOP_LEVEL, " "
+        else:
+            begun_here = [owner for owner in owners if whole[line.kind][owner] in part]
+            name = ".".join(begun_here[0]) if begun_here else ".".join(owners[-1]) + " (continued)"
+            kind = line.kind
+        if name not in found[kind]:
+            found[kind].append(name)
+    return Changes(tuple(found["+"]), tuple(found[" "]), tuple(found["-"]))
+
+
+def hunk_caption(hunk: Hunk, old_lines: list[str] | None = None) -> str:
+    return hunk_changes(hunk, hunk_scopes(hunk, old_lines)).caption
+
+
+def old_file_lines(base: dict[str, bytes] | None, file: FileDiff) -> list[str] | None:
+    """The lines of the file that a file diff changes, in base, the tree its patch applies to:
+    none for a new file, None when base is not known (or lacks the file)."""
+    if file.is_new:
+        return []
+    if base is None or file.path not in base:
+        return None
+    return split_lines(decode(base[file.path], file.path))
 
 
 # ---------------------------------------------------------------------------- variants and stamps
@@ -1272,11 +1407,24 @@ class Project:
             rows.append((entry, applies, *_state_cells(state)))
         return _table(rows), warnings + self.stray_notes(), errors
 
-    def describe(self, name: str) -> list[str]:
-        """`diff NAME`: the patch's title, diffstat, and one line per hunk."""
+    def diff(self, name: str, from_spine: bool = False) -> str:
+        """`diff NAME`: the patch's diff as its file holds it (its hunks, like `quilt diff`), or
+        with from_spine the canonical diff of variant NAME against the spine: patches 1..k as one."""
         self.verify_pin()
         entries = self.entries()
+        if from_spine:
+            return diff_trees(self.spine(), self.build(upto=name)[-1].tree)
         patch = self.read_patch(entries[self.position(entries, name)])
+        return patch.data[len(patch.header.encode()) :].decode("utf-8")
+
+    def diffstat(self, name: str) -> list[str]:
+        """`diff NAME --stat`: the patch's title, its diffstat, and a line per hunk saying what
+        it changes (hunk_changes)."""
+        self.verify_pin()
+        entries = self.entries()
+        k = self.position(entries, name)
+        patch = self.read_patch(entries[k])
+        base = self._base(entries[:k])
         title = patch.fields.get("Description", "").split("\n")[0]
         lines = [f"{patch.source}: {title}" if title else patch.source]
         width = max([len(file.path) for file in patch.files], default=0)
@@ -1286,10 +1434,20 @@ class Project:
         lines.append(f"  {plural(len(patch.files), 'file')}, +{patch.added} -{patch.removed}")
         for file in patch.files:
             lines.append(f"{file.path}:")
+            old = old_file_lines(base, file)
             for hunk in file.hunks:
-                where = hunk.section.strip() or "(top level)"
-                lines.append(f"  {hunk.ranges}  +{hunk.added} -{hunk.removed}  {where}")
+                lines.append(f"  {hunk.ranges}  +{hunk.added} -{hunk.removed}  {hunk_caption(hunk, old)}")
         return lines
+
+    def _base(self, entries: list[str]) -> dict[str, bytes] | None:
+        """The tree that the patch after entries applies to; None if they do not apply (the
+        captions then make do without the file)."""
+        spine = self.spine()
+        try:
+            trees = apply_series(spine, [self.read_patch(entry) for entry in entries])
+        except ApplyError:
+            return None
+        return trees[-1] if trees else spine
 
 
 def _state_cells(state: VariantState) -> tuple[str, str]:
@@ -1358,7 +1516,10 @@ def _run_status(project: Project, args) -> int:
 
 
 def _run_diff(project: Project, args) -> int:
-    print("\n".join(project.describe(args.name)))
+    if args.stat:
+        print("\n".join(project.diffstat(args.name)))
+    else:
+        sys.stdout.write(project.diff(args.name, from_spine=args.from_spine))
     return 0
 
 
@@ -1368,13 +1529,17 @@ def _run_pin(project: Project, args) -> int:
 
 
 COMMANDS = {
-    "apply": (_run_apply, "write every variant (the default command)"),
+    "apply": (_run_apply, "write every variant, and remove unedited ones that no patch makes (the "
+                          "default command)"),
     "check": (_run_check, "check that the pin matches and every patch applies; writes nothing"),
     "refresh": (_run_refresh, "rewrite patch NAME from the edited variants/NAME"),
     "rebase": (_run_rebase, "move the drifted hunks of every patch (or NAME) to where their text is"),
-    "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant"),
-    "status": (_run_status, "one row per patch: applies? generated and current? edited?"),
-    "diff": (_run_diff, "show patch NAME's diffstat and hunks"),
+    "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant; fill "
+                      "in its header before you refresh it"),
+    "status": (_run_status, "one row per patch: applies? generated and current? edited? (exit 1 "
+                            "while a patch does not apply)"),
+    "diff": (_run_diff, "print patch NAME's hunks (--stat: a summary; --from-spine: variant NAME "
+                        "against the spine)"),
     "pin": (_run_pin, "pin the spine as it is now, then check the series"),
 }
 
@@ -1390,6 +1555,11 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name].add_argument("name", metavar="NAME", help="e.g. moe, for 01-moe.patch")
     parsers["rebase"].add_argument("name", metavar="NAME", nargs="?", help="only this patch")
     parsers["new"].add_argument("--after", metavar="OTHER", help="insert right after patch OTHER")
+    shown = parsers["diff"].add_mutually_exclusive_group()
+    shown.add_argument("--stat", action="store_true",
+                       help="the diffstat, and a line per hunk saying what it adds, edits, removes")
+    shown.add_argument("--from-spine", action="store_true",
+                       help="the variant against the spine (patches 1..k as one canonical diff)")
     return parser
 
 

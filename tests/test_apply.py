@@ -462,3 +462,66 @@ def test_file_names_inside_a_hunk_whose_counts_run_on_are_hunk_lines_as_git_read
     assert [line.text for line in file.hunks[0].lines] == ["a\n", "A\n", "-- a/g.py\n", "++ b/g.py\n"]
     old = b"a\n-- a/g.py\n"
     assert apply_to(old, patch_text) == b"A\n++ b/g.py\n" == git_apply(old, patch_text)
+
+
+# ---------------------------------------------------------------------------- what a hunk changes
+
+CAPTIONED = '''import os
+
+
+class A:
+    def f(self):
+        return 1
+
+    def g(self,
+          x):
+        return 2
+
+
+def h():
+    return 3
+'''
+
+
+def caption(new: str, old: str = CAPTIONED, with_file: bool = True) -> list[str]:
+    """The caption of each hunk of the diff from old to new."""
+    (file,) = parse(apply.diff_file("f.py", old.encode(), new.encode(), context=1)).files
+    old_lines = apply.split_lines(old) if with_file else None
+    return [apply.hunk_changes(hunk, apply.hunk_scopes(hunk, old_lines)).caption for hunk in file.hunks]
+
+
+@pytest.mark.parametrize("new, captions", [
+    (CAPTIONED.replace("return 2", "return 22"), ["edits A.g"]),
+    (CAPTIONED.replace("x):", "x, y):"), ["edits A.g"]),  # a signature spread over two lines
+    (CAPTIONED.replace("def f(self):", "def f(self, y):"), ["edits A.f"]),
+    (CAPTIONED.replace("import os\n", "import os\nimport sys\n"), ["edits top-level code"]),
+    (CAPTIONED.replace("\n\ndef h", "\n\n@cache\ndef k():\n    return 4\n\n\ndef h"), ["adds k"]),
+    (CAPTIONED.replace("\n\n\ndef h", "\n\n    def k(self):\n        return 4\n\n\ndef h"), ["adds A.k"]),
+    (CAPTIONED.replace("\n\nclass A", "\n\nclass B:\n    def k(self):\n        return 4\n\n\nclass A"),
+     ["adds B"]),
+    (CAPTIONED.replace("\n\n\ndef h():\n    return 3\n", "\n"), ["removes h"]),
+    (CAPTIONED.replace("return 1", "return 11").replace("\n\n\ndef h", "\n\n\ndef k():\n    pass\n\n\ndef h"),
+     ["edits A.f", "adds k"]),
+    (CAPTIONED.replace("return 3", "return 33\n\n\ndef k():\n    pass"), ["adds k; edits h"]),
+    (CAPTIONED.replace("        return 2", "        y = x\n        return y"), ["edits A.g"]),
+])
+def test_a_hunk_is_captioned_by_what_it_adds_edits_and_removes(new, captions):
+    assert caption(new) == captions
+
+
+def test_without_the_file_a_caption_starts_from_the_hunks_section():
+    new = CAPTIONED.replace("return 2", "return 22")
+    assert caption(new, with_file=False) == ["edits g"]  # git's section names g, not its class
+
+
+def test_a_part_of_a_hunk_is_captioned_by_its_own_lines():
+    new = CAPTIONED.replace("\n\ndef h", "\n\nclass B:\n    def k(self):\n        return 4\n\n"
+                                        "    def m(self):\n        return 5\n\n\ndef h")
+    (file,) = parse(apply.diff_file("f.py", CAPTIONED.encode(), new.encode())).files
+    hunk = file.hunks[0]
+    scopes = apply.hunk_scopes(hunk, apply.split_lines(CAPTIONED))
+    texts = [line.text for line in hunk.lines]
+    at_m, at_return_5 = texts.index("    def m(self):\n"), texts.index("        return 5\n")
+    assert apply.hunk_changes(hunk, scopes, range(0, at_m)).caption == "adds B"
+    assert apply.hunk_changes(hunk, scopes, range(at_m, len(texts))).caption == "adds B.m"
+    assert apply.hunk_changes(hunk, scopes, range(at_return_5, len(texts))).caption == "adds B.m (continued)"

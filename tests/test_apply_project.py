@@ -1,5 +1,6 @@
 """apply.py's commands, run through main() on small projects in temporary folders."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -284,7 +285,8 @@ def test_stale_variants_are_regenerated(project):
 
 def test_editing_a_header_leaves_the_variant_current_and_refreshable(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
-    project.patch("wide").write_bytes(HEADER.encode() + project.patch("wide").read_bytes().split(b"\n\n", 1)[1])
+    diff = project.patch("wide").read_bytes().split(b"\n\n", 1)[1]
+    project.patch("wide").write_bytes(HEADER.encode() + diff)
     assert project.ok("status").splitlines()[1].split() == ["01-wide.patch", "yes", "current", "no"]
     project.edit("wide", "scale = 1.0", "scale = 2.0")
     assert "refreshed" in project.ok("refresh", "wide")
@@ -379,7 +381,8 @@ def test_status_rows(project):
 def test_status_of_a_broken_series(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
-    project.patch("wide").write_text(project.patch("wide").read_text().replace("-        return x * self.width", "-        return x * self.widht"))
+    text = project.patch("wide").read_text()
+    project.patch("wide").write_text(text.replace("-        return x * self.width", "-        return x * self.widht"))
     (project.root / "patches" / "series").write_text("01-wide.patch\n02-deep.patch\n03-gone.patch\n")
     code, out, err = project.run("status")
     rows = out.splitlines()
@@ -452,18 +455,41 @@ def test_bad_series_entry(project, entry):
     assert code == 1 and f"line 1: {entry!r} is not NN-name.patch" in err
 
 
-def test_diff_summary(project):
+def test_diff_prints_the_patch_s_hunks(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
+    data = project.patch("wide").read_bytes()
+    assert project.ok("diff", "wide").encode() == data[len(HEADER.encode()):]
+
+
+def test_diff_stat_summary_captions_hunks_by_what_they_change(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
     project.edit("wide", "loss = 0.0", "loss = 1.0\n    loss *= 1.0")
     project.ok("refresh", "wide")
-    assert project.ok("diff", "wide").splitlines() == [
+    assert project.ok("diff", "wide", "--stat").splitlines() == [
         "patches/01-wide.patch: Wider: scale the model's output by two",
         "  makemore.py  +3 -2",
         "  1 file, +3 -2",
         "makemore.py:",
-        "  @@ -4,7 +4,8 @@  +2 -1  (top level)",
-        "  @@ -28,7 +29,7 @@  +1 -1  def __init__(self, width):",
+        "  @@ -4,7 +4,8 @@  +2 -1  edits train",
+        "  @@ -28,7 +29,7 @@  +1 -1  edits Model.forward",  # its @@ line says __init__ (git's rule)
     ]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_diff_from_spine_is_the_variant_against_the_spine(project, tmp_path):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    shown = project.ok("diff", "deep", "--from-spine")
+    assert shown == apply.diff_file("makemore.py", SPINE.encode(), project.variant("deep").read_bytes())
+    (tmp_path / "spine.patch").write_text(shown)
+    result = git_apply(tmp_path / "spine.patch", {"makemore.py": SPINE.encode()}, tmp_path / "git")
+    assert result == {"makemore.py": project.variant("deep").read_bytes()}
+    assert project.ok("diff", "wide", "--from-spine") == project.ok("diff", "wide")
+
+
+def test_diff_of_a_patch_without_hunks_prints_nothing(project):
+    project.ok("new", "empty")
+    assert project.ok("diff", "empty") == ""
 
 
 def test_pin_reports_whether_the_series_still_applies(project):
@@ -583,3 +609,75 @@ def test_error_messages_show_a_patch_s_control_characters_escaped(project):
         code, _, err = project.run(command)
         assert code == 1 and err.count("\n") == 1 and err.isprintable() is False  # just the newline
         assert err.rstrip("\n").isprintable() and "\\x1b[2J\\r\\x0c" in err
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ast_definitions(source: str) -> dict[str, range]:
+    """Each def and class of a Python file by qualified name, with its lines (decorators too)."""
+    spans = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                first = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                spans[name] = range(first, child.end_lineno + 1)
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return spans
+
+
+def ast_changes(hunk: apply.Hunk, old: str, new: str) -> apply.Changes:
+    """What a hunk changes, told by Python's own parser: the oracle for hunk_changes."""
+    sides = {"-": ast_definitions(old), "+": ast_definitions(new)}
+    found = {"adds": [], "edits": [], "removes": []}
+    for line, (old_number, new_number) in zip(hunk.lines, line_numbers(hunk)):
+        if line.kind == " " or not line.text.strip():
+            continue
+        number, spans = (new_number, sides["+"]) if line.kind == "+" else (old_number, sides["-"])
+        other = sides["-" if line.kind == "+" else "+"]
+        around = [name for name, span in spans.items() if number in span]  # outermost first
+        whole = [name for name in around if name not in other]
+        verb = ("adds" if line.kind == "+" else "removes") if whole else "edits"
+        name = whole[0] if whole else (around[-1] if around else "top-level code")
+        if name not in found[verb]:
+            found[verb].append(name)
+    return apply.Changes(*map(tuple, found.values()))
+
+
+def line_numbers(hunk):
+    old, new, numbers = hunk.old_start, hunk.new_start, []
+    for line in hunk.lines:
+        numbers.append((old, new))
+        old += line.kind != "+"
+        new += line.kind != "-"
+    return numbers
+
+
+@pytest.mark.parametrize("entry", apply.Project(REPO).entries())
+def test_captions_of_the_real_patches_agree_with_pythons_parser(entry):
+    project = apply.Project(REPO)
+    entries = project.entries()
+    k = entries.index(entry)
+    trees = [project.spine()] + [variant.tree for variant in project.build()]
+    patch = project.read_patch(entry)
+    for file in patch.files:
+        old = trees[k].get(file.path, b"").decode()
+        new = trees[k + 1][file.path].decode()
+        for hunk in file.hunks:
+            changes = apply.hunk_changes(hunk, apply.hunk_scopes(hunk, apply.split_lines(old)))
+            assert changes == ast_changes(hunk, old, new), hunk.header
+
+
+def test_the_moe_hunk_that_adds_class_moe_says_so():
+    patch = apply.Project(REPO).read_patch("01-moe.patch")
+    spine = apply.Project(REPO).spine()["makemore.py"].decode()
+    (hunk,) = [hunk for file in patch.files for hunk in file.hunks
+               if any(line.text.startswith("class MoE") for line in hunk.lines)]
+    caption = apply.hunk_changes(hunk, apply.hunk_scopes(hunk, apply.split_lines(spine))).caption
+    assert "MoE" in caption.split("adds ")[1] and "CausalSelfAttention" not in caption

@@ -36,7 +36,6 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, replace
-from itertools import zip_longest
 from pathlib import Path
 
 
@@ -711,16 +710,19 @@ def diff_file(path: str, old: bytes | None, new: bytes, context: int = CONTEXT) 
 def _canonical_hunk(before: list[str], after: list[str], group: list[tuple]) -> list[str]:
     _, old_start, _, new_start, _ = group[0]
     _, _, old_end, _, new_end = group[-1]
-    lines = [
-        f"@@ -{_range(old_start, old_end - old_start)} +{_range(new_start, new_end - new_start)} "
-        f"@@{_enclosing_definition(before, old_start)}\n"
-    ]
+    ranges = hunk_ranges(old_start, old_end - old_start, new_start, new_end - new_start)
+    lines = [f"{ranges}{_enclosing_definition(before, old_start)}\n"]
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":
             lines += [" " + line for line in before[i1:i2]]
         else:
             lines += ["-" + line for line in before[i1:i2]] + ["+" + line for line in after[j1:j2]]
     return [line if line.endswith("\n") else line + "\n" + NO_NEWLINE for line in lines]
+
+
+def hunk_ranges(old_index: int, old_count: int, new_index: int, new_count: int) -> str:
+    """ "@@ -41,7 +41,9 @@" for count lines from 0-based line index in the old and new file."""
+    return f"@@ -{_range(old_index, old_count)} +{_range(new_index, new_count)} @@"
 
 
 def _range(start: int, count: int) -> str:

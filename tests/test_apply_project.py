@@ -382,7 +382,8 @@ def test_status_of_a_broken_series(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
     text = project.patch("wide").read_text()
-    project.patch("wide").write_text(text.replace("-        return x * self.width", "-        return x * self.widht"))
+    project.patch("wide").write_text(text.replace("-        return x * self.width",
+                                                  "-        return x * self.widht"))
     (project.root / "patches" / "series").write_text("01-wide.patch\n02-deep.patch\n03-gone.patch\n")
     code, out, err = project.run("status")
     rows = out.splitlines()

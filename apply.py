@@ -1331,7 +1331,8 @@ class Project:
         report = [f"renamed patches/{old} -> patches/{new}" for old, new in renames.items()]
         report += [
             f"patches/{file_name}: created (a header to fill in, no diff yet)",
-            f"{self.show(directory)}: written; edit it, then run `python apply.py refresh {name}`",
+            f"{self.show(directory)}: written; edit it, fill in the header of patches/{file_name}, "
+            f"then run `python apply.py refresh {name}`",
         ]
         if position < len(entries):
             report.append("the later variants are stale now: run `python apply.py`")

@@ -51,9 +51,9 @@ VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 PIN_LINE = re.compile(r"([0-9a-f]{64})  makemore\.py\n?")
 HUNK_HEADER = re.compile(r"@@ -([0-9]+)(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")
 DEFINITION = re.compile(r"\s*(?:async\s+)?(?:def|class)\s+(\w+)")
-# For telling code from strings and comments when counting brackets: a line's string literals
-# (a triple-quoted one only when it ends on the line) and its comment.
-STRING_OR_COMMENT = re.compile(r"""(?:'{3}.*?'{3}|"{3}.*?"{3}|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*"|#.*)""")
+# Where a string or a comment starts in a line of code: a triple quote (which may end lines
+# later), a string that ends on the line, or "#".
+STRING_OR_COMMENT = re.compile(r"""'{3}|"{3}|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|#""")
 TOP_LEVEL = "top-level code"  # what a caption calls a change outside every def and class
 HEADER_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*):(.*)")
 # Plain names need no quoting in any diff tool, so git and we read the same path.
@@ -773,28 +773,43 @@ def hunk_scopes(hunk: Hunk, old_lines: list[str] | None = None) -> list[Scope | 
     without it from the def or class in the hunk's @@ line (which then lacks its class).
     """
     above = old_lines[: hunk.start] if old_lines is not None else [hunk.section]
-    opened = _scopes(above, [])[1]
+    reading = _scopes(above, _Reading())[1]
     scopes: list[Scope | None] = [None] * len(hunk.lines)
     for kind in ("-", "+"):  # context lines end with the new side's reading
         side = [index for index, line in enumerate(hunk.lines) if line.kind in (" ", kind)]
-        for index, scope in zip(side, _scopes([hunk.lines[i].text for i in side], opened)[0]):
+        for index, scope in zip(side, _scopes([hunk.lines[i].text for i in side], reading)[0]):
             scopes[index] = scope
     return scopes
 
 
-def _scopes(lines: list[str], opened: list[tuple[int, str]]):
-    """The scope of each line, and the definitions still open after the last one as (indent,
-    name). Definitions are told by indentation: a line closes every definition indented as much
-    as it or more, and a def or class line opens one and lies in it. A decorator lies in the
-    definition below it; a line that continues a bracket (or a backslash) lies where its
-    statement does."""
-    stack, scopes, decorators, depth = list(opened), [], [], 0
+@dataclass(frozen=True)
+class _Reading:
+    """Where _scopes stands after some lines of code."""
+
+    stack: tuple[tuple[int, str], ...] = ()  # the definitions open, as (indent, name)
+    depth: int = 0  # brackets open
+    quote: str | None = None  # the triple quote of a string still open
+    joined: bool = False  # the last line ended with a backslash
+
+
+def _scopes(lines: list[str], reading: _Reading) -> tuple[list[Scope | None], _Reading]:
+    """The scope of each line, read on from reading, and where the reading stands after them.
+
+    Definitions are told by indentation: a line that starts a statement closes every definition
+    indented as much as it or more, and a def or class line opens one and lies in it. A
+    decorator lies in the definition below it; a line that goes on with a statement (in
+    brackets, after a backslash, or in a string of several lines) lies where the statement does.
+    """
+    stack, depth, quote, joined = list(reading.stack), reading.depth, reading.quote, reading.joined
+    scopes: list[Scope | None] = []
+    decorators: list[int] = []
     for text in lines:
-        code = STRING_OR_COMMENT.sub("", text).rstrip()
+        goes_on = depth > 0 or quote is not None or joined
+        code, quote = _code(text, quote)
         if not text.strip():
             scopes.append(None)
             continue
-        if depth <= 0:  # the line starts a statement
+        if not goes_on:
             indent = len(text) - len(text.lstrip())
             while stack and stack[-1][0] >= indent:
                 stack.pop()
@@ -802,16 +817,40 @@ def _scopes(lines: list[str], opened: list[tuple[int, str]]):
             if definition:
                 stack.append((indent, definition[1]))
         scope = tuple(name for _, name in stack)
-        if depth <= 0 and text.lstrip().startswith("@"):
+        if not goes_on and code.lstrip().startswith("@"):
             decorators.append(len(scopes))
         else:
             for index in decorators:
                 scopes[index] = scope
             decorators = []
         scopes.append(scope)
-        depth = max(depth, 0) + sum(code.count(b) for b in "([{") - sum(code.count(b) for b in ")]}")
-        depth += code.endswith("\\") and depth <= 0
-    return scopes, stack
+        depth = max(depth + sum(map(code.count, "([{")) - sum(map(code.count, ")]}")), 0)
+        joined = code.rstrip().endswith("\\")
+    return scopes, _Reading(tuple(stack), depth, quote, joined)
+
+
+def _code(text: str, quote: str | None) -> tuple[str, str | None]:
+    """The code of a line without its strings and comment, and the triple quote of a string
+    still open after it; quote is the one open before the line (None if none)."""
+    code = []
+    while text:
+        if quote:
+            end = text.find(quote)
+            if end < 0:
+                break
+            text, quote = text[end + 3 :], None
+            continue
+        found = STRING_OR_COMMENT.search(text)
+        if not found:
+            code.append(text)
+            break
+        code.append(text[: found.start()])
+        if found[0] == "#":
+            break
+        if found[0] in ("'''", '"""'):
+            quote = found[0]
+        text = text[found.end() :]
+    return "".join(code), quote
 
 
 def hunk_changes(hunk: Hunk, scopes: list[Scope | None], part: range | None = None) -> Changes:

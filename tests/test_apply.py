@@ -509,6 +509,35 @@ def test_a_hunk_is_captioned_by_what_it_adds_edits_and_removes(new, captions):
     assert caption(new) == captions
 
 
+STRINGY = "\n".join([
+    "class A:",
+    "    def f(self):",
+    '        """A docstring with an open bracket (see below,',
+    'and a line at the left margin."""',
+    "        total = 1 + \\",
+    "    2",
+    "        return total",
+    "",
+    "    def g(self):",
+    "        return \"(\" + \'\'\'",
+    "(\'\'\' + \"#\"  # an unmatched ( in strings and comments",
+    "",
+    "",
+    "def h():",
+    "    return 3",
+    "",
+])
+
+
+@pytest.mark.parametrize("old, new, captions", [
+    ("        return total\n", "        return total + 1\n", ["edits A.f"]),
+    ("        return \"(\" + '''\n", "        return \"[\" + '''\n", ["edits A.g"]),
+    ("    return 3\n", "    return 4\n", ["edits h"]),
+])
+def test_strings_comments_and_continued_lines_do_not_end_a_definition(old, new, captions):
+    assert caption(STRINGY.replace(old, new), old=STRINGY) == captions
+
+
 def test_without_the_file_a_caption_starts_from_the_hunks_section():
     new = CAPTIONED.replace("return 2", "return 22")
     assert caption(new, with_file=False) == ["edits g"]  # git's section names g, not its class

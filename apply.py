@@ -1054,8 +1054,8 @@ class Project:
         self.variants_dir = self.root / "variants"
 
     def show(self, path: Path) -> str:
-        """A path as messages print it: relative to the project root."""
-        return path.relative_to(self.root).as_posix()
+        """A path as messages print it: relative to the project root, and printable."""
+        return printable(path.relative_to(self.root).as_posix())
 
     # -- the spine and its pin
 
@@ -1240,7 +1240,7 @@ class Project:
         orphans = self.orphans(self.entries())
         if orphans:
             raise ApplyError(
-                f"{', '.join(orphans)}: in patches/ but not in patches/series; list or delete it"
+                f"{printable(', '.join(orphans))}: in patches/ but not in patches/series; list or delete it"
             )
         count = plural(len(variants), "patch")
         return f"ok: the spine matches its pin, and the series applies ({count})"
@@ -1428,7 +1428,8 @@ class Project:
         patch does not apply."""
         self.verify_pin()
         entries = self.entries()
-        warnings = [f"warning: patches/{file} is not in patches/series" for file in self.orphans(entries)]
+        warnings = [f"warning: patches/{printable(file)} is not in patches/series"
+                    for file in self.orphans(entries)]
         spine = self.spine()
         tree, applied, errors = spine, [], []
         rows = [("patch", "applies", "variant", "edited")]
@@ -1510,7 +1511,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def _run_apply(project: Project, args) -> int:
     print("\n".join(project.apply(force=args.force)) or "patches/series is empty: nothing to write")
     for orphan in project.orphans(project.entries()):
-        print(f"warning: patches/{orphan} is not in patches/series", file=sys.stderr)
+        print(f"warning: patches/{printable(orphan)} is not in patches/series", file=sys.stderr)
     for note in project.stray_notes():
         print(note, file=sys.stderr)
     return 0

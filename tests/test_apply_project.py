@@ -369,13 +369,18 @@ def test_status_rows(project):
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
     project.edit("deep", "import sys", "import os, sys")
     (project.root / "patches" / "99-stray.patch").write_text("")
-    rows = project.ok("status").splitlines()
+    (project.root / "patches" / "98-\x1b[2J.patch").write_text("")
+    (project.root / "variants" / "\x1b[2J").mkdir()
+    out = project.ok("status")
+    assert out.replace("\n", "").isprintable()
+    rows = out.splitlines()
     assert rows[:3] == [
         "patch          applies  variant  edited",
         "01-wide.patch  yes      current  no",
         "02-deep.patch  yes      current  yes: makemore.py",
     ]
     assert "warning: patches/99-stray.patch is not in patches/series" in rows
+    assert "warning: patches/98-\\x1b[2J.patch is not in patches/series" in rows
 
 
 def test_status_of_a_broken_series(project):

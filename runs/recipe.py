@@ -137,10 +137,13 @@ def _no_unknown_keys(table, known, where):
         raise RecipeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
 
+KIND_NAMES = {int: "an integer", str: "a string", list: "a list"}
+
+
 def _typed(table, key, kind, where):
     value = table[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        raise RecipeError(f"{where}: {key!r} must be a {kind.__name__}, not {value!r}")
+        raise RecipeError(f"{where}: {key!r} must be {KIND_NAMES[kind]}, not {value!r}")
     return value
 
 

@@ -1,6 +1,7 @@
 """The runner: recipes in, finished runs out; never overwrites, resumes after interruption,
 refuses bad input in one line before anything trains."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -157,6 +158,12 @@ def test_a_recipe_trains_every_run_and_records_what_made_it(trained):
     assert "tiny: 4 trained" in trained.first_call.stdout
 
 
+def test_a_finished_run_keeps_its_best_weights_but_not_its_checkpoint(trained):
+    for name in trained.run_dirs("tiny"):
+        run = trained.results / "tiny" / name
+        assert (run / "model.pt").is_file() and not (run / "checkpoint.pt").exists()
+
+
 def test_the_recorded_command_reproduces_the_run(trained, tmp_path):
     run = trained.results / "tiny" / "type=transformer,seed=1"
     config = json.loads((run / "config.json").read_text())
@@ -210,13 +217,13 @@ def test_an_interrupted_recipe_finishes_without_retraining_finished_runs(lab):
 
 
 def test_a_failing_run_is_reported_and_the_others_still_finish(lab):
-    # 3 heads do not divide n-embd 8: the model refuses to build, at run time
-    lab.write("mixed", recipe_text(lab.names_file, grid='type = ["transformer"]\nn-head = [2, 3]', seeds="[1]"))
+    # the names have no capital letters: a prompt of one is refused when the data is read, at run time
+    lab.write("mixed", recipe_text(lab.names_file, grid='type = ["bigram"]\nprompt = ["a", "Z"]', seeds="[1]"))
     result = lab.run("mixed")
     assert result.returncode == 1
-    assert "type=transformer,n-head=3,seed=1: failed (exit 1)" in result.stdout
-    assert "--n-embd must be a multiple of --n-head" in result.stdout
-    assert (lab.results / "mixed" / "type=transformer,n-head=2,seed=1" / "summary.json").is_file()
+    assert "type=bigram,prompt=Z,seed=1: failed (exit 1)" in result.stdout
+    assert "--prompt has characters the model does not know" in result.stdout
+    assert (lab.results / "mixed" / "type=bigram,prompt=a,seed=1" / "summary.json").is_file()
 
 
 def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, monkeypatch, capsys):
@@ -229,6 +236,140 @@ def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, mon
     assert config["quick"] and config["steps"] == 200 and config["flags"]["eval-interval"] == 20
     assert json.loads((run / "summary.json").read_text())["steps"] == 200
     assert not (lab.results / "long").exists()
+
+
+# -----------------------------------------------------------------------------
+# stopping: a training stops cleanly however many stop signals come from its runner
+
+
+class FakeChild:
+    def __init__(self):
+        self.signals = []
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
+
+
+def test_a_runner_passes_on_every_ctrl_c_but_asks_each_training_to_stop_once_otherwise(capsys):
+    from runs.runner import Runner
+
+    runner = Runner([])
+    children = [FakeChild(), FakeChild()]
+    runner.children.update(children)
+    runner.stop(signal.SIGTERM, None)
+    runner.stop(signal.SIGTERM, None)
+    assert [child.signals for child in children] == [[signal.SIGTERM]] * 2
+    runner.stop(signal.SIGINT, None)  # a person's Ctrl-C: a second one aborts, as typed at a training
+    runner.stop(signal.SIGINT, None)
+    assert [child.signals for child in children] == [[signal.SIGTERM, signal.SIGINT, signal.SIGINT]] * 2
+    assert capsys.readouterr().err.count("stopping:") == 1
+
+
+def processes_of(directory):
+    """The processes (not zombies) whose command line names this run folder: its training or probes."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and str(directory).encode() in (proc / "cmdline").read_bytes().split(b"\0") \
+                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
+    return found
+
+
+def start_training(lab):
+    """A runner training one tiny run (about a second of steps), once the run's first checkpoint is saved."""
+    lab.write("one", recipe_text(lab.names_file, steps=2000, grid='type = ["bigram"]', seeds="[1]",
+                                 eval_interval=500))
+    run = lab.results / "one" / "type=bigram,seed=1"
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one")], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").is_file():
+        assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
+        time.sleep(0.02)
+    return runner, run
+
+
+def assert_stopped_cleanly_and_resumable(lab, run):
+    """The training saved a checkpoint and exited without a traceback or a half-written file, and
+    the next call resumes it (shown here by the trainer's own --resume, which the runner calls)."""
+    from runs.recipe import load_recipe
+    from runs.runner import prepare
+
+    deadline = time.monotonic() + 60
+    while processes_of(run.resolve()):
+        assert time.monotonic() < deadline, "the training did not stop"
+        time.sleep(0.05)
+    log = (run / "train.log").read_text()
+    assert "checkpoint saved; continue with --resume" in log and "Traceback" not in log, log
+    assert not list(run.glob("*.tmp")) and not (run / "summary.json").exists()
+
+    [job] = prepare(load_recipe("one", lab.recipes), lab.results, lab.cache)
+    assert job.state == "resume"
+    resumed = subprocess.run([sys.executable, *job.config["argv"], "--resume"], cwd=ROOT, text=True,
+                             capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert resumed.returncode == 0 and "resuming from step" in resumed.stdout, resumed.stdout + resumed.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 2001, 500))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_training_whose_runner_is_killed_outright_checkpoints_and_resumes(lab):
+    runner, run = start_training(lab)
+    runner.kill()
+    runner.wait(timeout=10)
+    assert_stopped_cleanly_and_resumable(lab, run)
+
+
+def test_sigterm_twice_to_the_runner_stops_its_training_cleanly(lab):
+    runner, run = start_training(lab)
+    runner.send_signal(signal.SIGTERM)
+    time.sleep(0.01)
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 130
+    assert "stopped; it resumes from its checkpoint next time" in runner.stdout.read()
+    assert_stopped_cleanly_and_resumable(lab, run)
+
+
+def test_ctrl_c_during_the_probes_says_so_and_the_next_call_runs_only_the_probes(lab):
+    lab.write("one", recipe_text(lab.names_file, grid='type = ["bigram"]', seeds="[1]"))
+    run = lab.results / "one" / "type=bigram,seed=1"
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one")], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in runner.stdout:
+        if "running its probes" in line:
+            break
+    while not processes_of(run.resolve()):
+        assert runner.poll() is None, runner.stdout.read()
+        time.sleep(0.01)
+    runner.send_signal(signal.SIGINT)
+    output = runner.stdout.read()
+    assert runner.wait(timeout=60) == 130
+    assert "probes interrupted; they rerun next time" in output and "resumes from its checkpoint" not in output
+    assert not (run / "summary.json").exists()
+    trained = snapshot(run)
+
+    again = lab.run("one")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "trained earlier; running its probes" in again.stdout and "resuming" not in again.stdout
+    assert (run / "summary.json").is_file()
+    assert snapshot(run)["metrics.jsonl"] == trained["metrics.jsonl"]
+    assert "resuming from step" not in (run / "train.log").read_text()
+
+
+def test_a_run_trained_to_its_last_step_goes_straight_to_its_probes(tmp_path):
+    from runs.runner import STATE_FILE, run_state
+
+    config = {"argv": ["x"], "torch": "2", "code": {"digest": "d"}, "dataset": {"files": [{"sha256": "s"}]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert run_state(tmp_path, config) == ("fresh", None)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    assert run_state(tmp_path, config) == ("resume", None)
+    (tmp_path / STATE_FILE).write_text(json.dumps({"wall_s": 1.0, "trained": True}))
+    assert run_state(tmp_path, config) == ("probe", None)
+    assert run_state(tmp_path, {**config, "argv": ["y"]})[0] == "fresh"  # other flags: train again
+    (tmp_path / "summary.json").write_text("{}")
+    assert run_state(tmp_path, config) == ("finished", None)
 
 
 # -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def check_flags(jobs, recipe_name):
     for job in jobs:
         file = job.config["file"]
         if file not in parsers:
-            parsers[file] = load_module(ROOT / file).parse_args
+            parsers[file] = load_variant(job.config, f"recipe {recipe_name}: ").parse_args
         errors = io.StringIO()
         try:
             with contextlib.redirect_stderr(errors):
@@ -131,6 +132,22 @@ def check_flags(jobs, recipe_name):
         except SystemExit:
             message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
             raise RecipeError(f"recipe {recipe_name}: run {job.name}: {file} says: {message}") from None
+
+
+def load_variant(config, where=""):
+    """The module of a run's variant file, or one line (RecipeError) saying where it fails to load."""
+    file = config["file"]
+    try:
+        return load_module(ROOT / file)
+    except SyntaxError as error:
+        line, problem = error.lineno, f"SyntaxError: {error.msg}"
+    except Exception as error:  # a statement run on import failed: name its line in the file
+        lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+                 if Path(frame.filename) == ROOT / file]
+        line, problem = lines[-1] if lines else "?", f"{type(error).__name__}: {error}"
+    patches = [patch["name"] for patch in config["code"]["patches"]]
+    made = f" (it is the spine + {', '.join(patches)})" if patches else ""
+    raise RecipeError(f"{where}{file} does not load: line {line}: {problem}{made}")
 
 
 def run_state(directory, config):

@@ -400,6 +400,22 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     assert not (lab.results / name).exists()
 
 
+@pytest.mark.parametrize("source, line, problem", [
+    ("import torch\n\ndef parse_args(argv):\n    return argv)\n", 4, "SyntaxError: unmatched ')'"),
+    ("import torch\nimport no_such_module_here\n", 2, "ModuleNotFoundError: No module named 'no_such_module_here'"),
+    ("def size():\n    return 1 / 0\n\nSIZE = size()\n", 2, "ZeroDivisionError: division by zero"),
+])
+def test_a_variant_that_does_not_load_is_one_line_naming_its_file_and_line(tmp_path, source, line, problem):
+    from runs.runner import Job, check_flags
+
+    file = tmp_path / "makemore.py"
+    file.write_text(source)
+    config = {"file": str(file), "argv": [str(file)], "code": {"patches": [{"name": "01-moe.patch"}]}}
+    with pytest.raises(RecipeError) as error:
+        check_flags([Job("seed=1", tmp_path, config, [], "fresh")], "r")
+    assert str(error.value) == f"recipe r: {file} does not load: line {line}: {problem} (it is the spine + 01-moe.patch)"
+
+
 # -----------------------------------------------------------------------------
 # stale results
 

@@ -16,6 +16,7 @@ RUNNER_FLAGS = {"input-file", "work-dir", "seed", "max-steps", "resume", "sample
 PROBES = {"samples", "attention", "activations", "routing"}
 RECIPE_KEYS = {"purpose", "variant", "steps", "seeds", "probes", "dataset", "flags", "grid", "arm"}
 ARM_KEYS = {"name", "variant", "flags"}
+COMMANDS = {"sample"}  # `python -m runs sample ...` is a command, so no recipe can be called that
 
 
 class RecipeError(Exception):
@@ -84,6 +85,9 @@ def load_recipe(name, recipes_dir=RECIPES_DIR):
     if not path.is_file():
         known = ", ".join(recipe_names(recipes_dir)) or "none"
         raise RecipeError(f"no recipe {name!r} in {recipes_dir} (known: {known})")
+    if name in COMMANDS:
+        raise RecipeError(f"{path.name}: {name!r} is the name of a command (python -m runs {name}): "
+                          "rename the recipe")
     try:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:

@@ -27,6 +27,8 @@ from runs.recipe import RecipeError
 from runs.store import file_sha256, load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
+QUICK_DIR = ROOT / "out" / "quick"  # where --quick runs go: never into the results
+CACHE_DIR = ROOT / "data" / "cache"  # the datasets, as runs/datasets.py materialises them
 QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
 PROGRESS_SECONDS = 10.0  # at most one progress line per run this often
 STATE_FILE = ".runner.json"  # per run, git-ignored: training time across resumes, and whether trained
@@ -61,7 +63,8 @@ def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
     for spec in recipe.runs():
         spec = shrunk(spec) if quick else spec
         directory = Path(results_dir) / recipe.name / spec.name
-        argv = [code[spec.variant]["file"], "-i", ",".join(f["path"] for f in files), "-o", shown(directory),
+        inputs = ",".join(f["path"] for f in files)
+        argv = [code[spec.variant]["file"], "-i", inputs, "-o", shown(directory),
                 "--seed", str(spec.seed), "--max-steps", str(spec.steps), *flag_arguments(spec.flags)]
         config = {
             "recipe": recipe.name, "run": spec.name, "arm": spec.arm, "variant": spec.variant,
@@ -69,7 +72,8 @@ def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
             "flags": spec.flags, "argv": argv, "command": "python " + shlex.join(argv),
             "dataset": {**recipe.dataset, "files": files},
             "code": code[spec.variant]["code"],
-            "torch": importlib.metadata.version("torch"), "python": platform.python_version(), "threads": threads,
+            "torch": importlib.metadata.version("torch"), "python": platform.python_version(),
+            "threads": threads,
         }
         jobs.append(Job(spec.name, directory, config, recipe.probes, *run_state(directory, config)))
     check_flags(jobs, recipe.name)
@@ -120,18 +124,24 @@ def flag_arguments(flags):
 def check_flags(jobs, recipe_name):
     """Parse every run's command line with the variant's own parser, so that a flag the variant
     does not have (or a bad value) is one line now rather than a crash in the middle of a recipe."""
-    parsers = {}
+    modules = {}
     for job in jobs:
         file = job.config["file"]
-        if file not in parsers:
-            parsers[file] = load_variant(job.config, f"recipe {recipe_name}: ").parse_args
-        errors = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(errors):
-                parsers[file](job.config["argv"][1:])
-        except SystemExit:
-            message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
-            raise RecipeError(f"recipe {recipe_name}: run {job.name}: {file} says: {message}") from None
+        if file not in modules:
+            modules[file] = load_variant(job.config, f"recipe {recipe_name}: ")
+        where = f"recipe {recipe_name}: run {job.name}: {file} says: "
+        parse_flags(modules[file], job.config["argv"][1:], where)
+
+
+def parse_flags(module, argv, where):
+    """The variant's own parser's reading of argv, or its complaint as one line (RecipeError)."""
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return module.parse_args(argv)
+    except SystemExit:
+        message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise RecipeError(where + message) from None
 
 
 def load_variant(config, where=""):
@@ -213,16 +223,19 @@ class StepClock:
             return None
         self.last_said = now
         rate = (step - self.first[0]) / (now - self.first[1])
-        return f"step {step}/{self.steps}, loss {float(match[2]):.4f}, ETA {format_seconds((self.steps - step) / rate)}"
+        eta = format_seconds((self.steps - step) / rate)
+        return f"step {step}/{self.steps}, loss {float(match[2]):.4f}, ETA {eta}"
 
 
 def format_seconds(seconds):
     minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def child_environment(threads):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -324,7 +337,8 @@ class Runner:
         write_json(job.directory / "config.json", job.config)
         if job.state != "probe":
             argv = job.config["argv"] + (["--resume"] if job.state == "resume" else [])
-            self.progress.say(job.name, "resuming from its checkpoint" if job.state == "resume" else "training")
+            resuming = job.state == "resume"
+            self.progress.say(job.name, "resuming from its checkpoint" if resuming else "training")
             code = yield from self.supervise(job, [sys.executable] + argv, StepClock(job.config["steps"]),
                                              timed=True)
             if code != 0:
@@ -332,7 +346,8 @@ class Runner:
             update_state(job.directory, trained=True)  # the trainer exits 0 only at its last step
         if self.stopping:
             return self.unfinished(job, None, "probes")
-        self.progress.say(job.name, f"trained{' earlier' if job.state == 'probe' else ''}; running its probes")
+        when = " earlier" if job.state == "probe" else ""
+        self.progress.say(job.name, f"trained{when}; running its probes")
         code = yield from self.supervise(job, [sys.executable, "-m", "runs.probes", shown(job.directory),
                                                *job.probes])
         if code != 0:
@@ -363,7 +378,8 @@ class Runner:
         with log_file.open("a") as log, log_file.open("rb") as follow:
             follow.seek(0, os.SEEK_END)
             child = subprocess.Popen(argv, cwd=ROOT, env=child_environment(self.threads), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=DIE_WITH_PARENT)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=DIE_WITH_PARENT)
             self.children.add(child)
             if self.stopping and child not in self.asked:  # the stop came while it was being started
                 self.ask_to_stop(child, signal.SIGTERM)

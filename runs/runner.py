@@ -149,12 +149,13 @@ def load_variant(config, where=""):
     file = config["file"]
     try:
         return load_module(ROOT / file)
-    except SyntaxError as error:
-        line, problem = error.lineno, f"SyntaxError: {error.msg}"
-    except Exception as error:  # a statement run on import failed: name its line in the file
-        lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-                 if Path(frame.filename) == ROOT / file]
-        line, problem = lines[-1] if lines else "?", f"{type(error).__name__}: {error}"
+    except Exception as error:
+        if isinstance(error, SyntaxError) and Path(error.filename or "") == ROOT / file:
+            line, problem = error.lineno, f"SyntaxError: {error.msg}"
+        else:  # a statement run on import failed (an import of a broken module too): name its line
+            lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+                     if Path(frame.filename) == ROOT / file]
+            line, problem = lines[-1] if lines else "?", f"{type(error).__name__}: {error}"
     patches = [patch["name"] for patch in config["code"]["patches"]]
     made = f" (it is the spine + {', '.join(patches)})" if patches else ""
     raise RecipeError(f"{where}{file} does not load: line {line}: {problem}{made}")

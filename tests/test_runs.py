@@ -517,12 +517,16 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     ("import torch\n\ndef parse_args(argv):\n    return argv)\n", 4, "SyntaxError: unmatched ')'"),
     ("import torch\nimport no_such_module\n", 2, "ModuleNotFoundError: No module named 'no_such_module'"),
     ("def size():\n    return 1 / 0\n\nSIZE = size()\n", 2, "ZeroDivisionError: division by zero"),
+    ("import torch\nimport broken_helper\n", 2, "SyntaxError: invalid syntax (broken_helper.py, line 1)"),
 ])
-def test_a_variant_that_does_not_load_is_one_line_naming_its_file_and_line(tmp_path, source, line, problem):
+def test_a_variant_that_does_not_load_is_one_line_naming_its_file_and_line(tmp_path, monkeypatch, source, line,
+                                                                           problem):
     from runs.runner import Job, check_flags
 
     file = tmp_path / "makemore.py"
     file.write_text(source)
+    (tmp_path / "broken_helper.py").write_text("x = = 1\n")  # a module the variant imports
+    monkeypatch.syspath_prepend(tmp_path)
     config = {"file": str(file), "argv": [str(file)], "code": {"patches": [{"name": "01-moe.patch"}]}}
     with pytest.raises(RecipeError) as error:
         check_flags([Job("seed=1", tmp_path, config, [], "fresh")], "r")

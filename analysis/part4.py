@@ -26,12 +26,12 @@ MATCHED = [("moe-e4", "dense", "active compute"), ("moe-e4", "dense-wide", "para
 BALANCING = {"moe-e4-none": "without balancing", "moe-e4": "with the aux loss", "moe-e4-bias": "with bias balancing"}
 
 
-def arm(config):
+def arm_name(config):
     """A group's name: the recipe's name for its arm."""
     return config["arm"]
 
 
-part = Part("part4", label=arm)
+part = Part("part4", label=arm_name)
 
 
 def of_arm(groups, arm):
@@ -82,13 +82,13 @@ def with_routing(groups):
     return [g for g in groups if all(routing(run) for run in g.runs)]
 
 
-def probed(groups, arm_name):
+def probed(groups, arm):
     """(the arm's group, its runs with a routing probe), or a Skip saying why there are none."""
-    group = of_arm(groups, arm_name)
+    group = of_arm(groups, arm)
     if group is None:
-        return Skip(f"no {arm_name} runs")
+        return Skip(f"no {arm} runs")
     runs = [run for run in group.runs if routing(run)]
-    return (group, runs) if runs else Skip(f"no {arm_name} run has a 'routing' probe")
+    return (group, runs) if runs else Skip(f"no {arm} run has a 'routing' probe")
 
 
 def loads(record, layer, n_expert):

@@ -49,6 +49,8 @@ class Drawing:
 
 @dataclass
 class Declared:
+    """A figure function and what it is drawn from."""
+
     function: object
     recipes: tuple
     record: str | None

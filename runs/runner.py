@@ -141,7 +141,7 @@ def parse_flags(module, argv, where):
             return module.parse_args(argv)
     except SystemExit:
         message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
-        raise RecipeError(where + message) from None
+        raise RecipeError(where + message.removesuffix(" (see --help)")) from None
 
 
 def load_variant(config, where=""):

@@ -412,7 +412,7 @@ def test_a_variant_whose_patch_left_the_series_is_named_and_removed(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
     project.add_patch("kept", "scale = 1.0", "scale = 2.0")
-    deep, kept = project.variant("deep").parent, project.variant("kept").parent
+    deep = project.variant("deep").parent
     (deep / "out").mkdir()
     (deep / "out" / "metrics.jsonl").write_text("{}\n")  # a run's output: not apply's to remove
     project.edit("kept", "offset = 0.0", "offset = 1.0")

@@ -2,7 +2,6 @@
 refuses bad input in one line before anything trains."""
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -380,29 +379,6 @@ def test_a_run_trained_to_its_last_step_goes_straight_to_its_probes(tmp_path):
 # sampling a trained run: python -m runs sample RUN_DIR
 
 
-@pytest.fixture
-def sampling(monkeypatch):
-    """Until the spine's sample_groups lands (the lead is adding it), a loaded variant without it
-    gets one made from its print_samples. Delete this fixture once upstream/makemore.py has it."""
-    from runs import runner, sample
-
-    def load_variant(config, where=""):
-        module = runner.load_variant(config, where)
-        if not hasattr(module, "sample_groups"):
-            def sample_groups(model, data, args, num, seed):
-                with contextlib.redirect_stdout(io.StringIO()):
-                    samples = module.print_samples(model, data, args, num, seed)
-                seen = {"in train": set(data.train.items), "in test": set(data.test.items)}
-                groups = {"in train": [], "in test": [], "new": []}
-                for item in samples:
-                    group = next((group for group, items in seen.items() if item in items), "new")
-                    groups[group].append(item)
-                return groups
-            module.sample_groups = sample_groups
-        return module
-    monkeypatch.setattr(sample, "load_variant", load_variant)
-
-
 def sampled(capsys, *argv):
     assert cli.main(["sample", *map(str, argv)]) == 0
     groups = read_samples_text(capsys.readouterr().out)
@@ -415,7 +391,7 @@ def read_samples_text(text):
     return read_samples(path.parent)
 
 
-def test_sample_rebuilds_a_runs_model_from_its_own_flags(trained, sampling, capsys):
+def test_sample_rebuilds_a_runs_model_from_its_own_flags(trained, capsys):
     run = trained.results / "tiny" / "type=transformer,seed=1"  # a tiny transformer: no default size fits
     first = sampled(capsys, run, "-n", 12, "--prompt", "ma")
     assert len(first) == 12 and all(item.startswith("ma") for item in first)
@@ -423,7 +399,7 @@ def test_sample_rebuilds_a_runs_model_from_its_own_flags(trained, sampling, caps
     assert sampled(capsys, run, "-n", 12, "--prompt", "ma", "--seed", 99) != first
 
 
-def test_sample_rebuilds_a_dataset_that_is_gone_and_refuses_one_that_changed(trained, sampling, capsys,
+def test_sample_rebuilds_a_dataset_that_is_gone_and_refuses_one_that_changed(trained, capsys,
                                                                               tmp_path, monkeypatch):
     from runs import sample
 
@@ -452,7 +428,7 @@ def test_sample_rebuilds_a_dataset_that_is_gone_and_refuses_one_that_changed(tra
     ("variant", "variant 'warp-drive': "),
     ("flags", "says: unrecognized arguments: --warp 9"),
 ])
-def test_sample_errors_are_one_line(trained, sampling, capsys, tmp_path, change, message):
+def test_sample_errors_are_one_line(trained, capsys, tmp_path, change, message):
     run = tmp_path / "type=bigram,seed=1"
     shutil.copytree(trained.results / "tiny" / "type=bigram,seed=1", run)
     config = json.loads((run / "config.json").read_text())

@@ -226,6 +226,13 @@ def test_a_batch_cut_after_its_longest_item_gives_the_same_loss_and_gradients(ma
         assert n_targets == (by != -1).sum()
 
 
+def test_the_cut_keeps_targets_that_a_patch_moved_away_from_the_start(makemore):
+    """A patch may mask early targets (an answer-only loss, a tool's output): the cut still
+    comes after the last target, not after as many positions as there are targets."""
+    y = torch.tensor([[-1, -1, 5, 0, -1, -1], [3, -1, -1, -1, 0, -1], [4, 0, -1, -1, -1, -1]])
+    assert makemore.used_widths(y).tolist() == [4, 5, 2]
+
+
 # -----------------------------------------------------------------------------
 # bad flags: one line, exit 2, nothing written
 

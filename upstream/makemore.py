@@ -411,22 +411,28 @@ class BatchSampler:
     """Random training rows drawn with replacement, as makemore's infinite DataLoader does, but
     gathered from in-memory tensors: no per-item Python collation, no worker processes.
 
-    Each batch is cut after its longest item. This is exact, not an approximation: the positions
-    cut hold only padding, whose targets are -1 (ignored by the loss), and every model here is
-    causal, so no position before them ever reads them. The loss and its gradients are those of
-    the full block; only the work on padding is saved."""
+    Each batch is cut after its last target (the end of its longest item). This is exact, not an
+    approximation: the positions cut hold only padding, whose targets are -1 (ignored by the loss),
+    and every model here is causal, so no position before them ever reads them. The loss and its
+    gradients are those of the full block; only the work on padding is saved."""
 
     def __init__(self, split, batch_size, seed, device):
         self.x, self.y = split.x.to(device), split.y.to(device)
         self.targets_per_row = (split.y != -1).sum(dim=1).to(device)
+        self.width_per_row = used_widths(split.y).to(device)
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
 
     def next(self):
         rows = torch.randint(len(self.x), (self.batch_size,), generator=self.generator).to(self.x.device)
-        targets = self.targets_per_row[rows]
-        width = int(targets.max())  # <start> + the batch's longest item
-        return self.x[rows, :width], self.y[rows, :width], targets.sum()
+        width = int(self.width_per_row[rows].max())
+        return self.x[rows, :width], self.y[rows, :width], self.targets_per_row[rows].sum()
+
+
+def used_widths(y):
+    """Per row of targets, one past its last target: every position after it is padding."""
+    has_target = y != -1
+    return has_target.size(1) - has_target.flip(1).int().argmax(dim=1)
 
 
 # -----------------------------------------------------------------------------
@@ -441,7 +447,7 @@ def mean_loss(model, x, y, device):
     total, count = 0.0, 0
     for start in range(0, len(x), EVAL_BATCH_SIZE):
         yb = y[start:start + EVAL_BATCH_SIZE]
-        width = int((yb != -1).sum(dim=1).max())  # cut after the longest item, as BatchSampler does
+        width = int(used_widths(yb).max())  # cut after the last target, as BatchSampler does
         xb, yb = x[start:start + EVAL_BATCH_SIZE, :width].to(device), yb[:, :width].to(device)
         logits, _ = model(xb)
         total += F.cross_entropy(logits.view(-1, logits.size(-1)), yb.reshape(-1),

@@ -46,18 +46,23 @@ mixture(seed, parts)
 algorithmic(seed, parity=None, addition=None, parens=None, ordered=None, count=1000)
     The task suite of Part 5 (adaptive computation): each argument lists the difficulties of one
     task, and each (task, difficulty) becomes a domain named `<task>-<difficulty>` (two digits),
-    `count` items `question=answer` each, drawn with replacement (short difficulties have fewer
-    distinct questions than `count`). A recipe holds the hardest ones out of training to test
-    extrapolation. The tasks, each answer checked by an independent computation in the tests:
-      parity    a string of `d` bits; the answer is 1 if it holds an odd number of ones
-      addition  two 4-digit numbers whose sum, written most significant digit first, needs
-                exactly `d` carries: the first digit of the answer depends on the whole carry
-                chain, so a longer chain means a longer dependency to resolve before writing
-      parens    a string of 12 brackets whose nesting reaches depth `d` at least once; the answer
-                is 1 if it is balanced. Half are balanced; the others are balanced strings with two
-                brackets swapped (the counts still match: only the order is wrong) or one flipped
-      ordered   `d` digits; the answer is 1 if they never decrease. Half are sorted; the others
-                are sorted digits with one adjacent pair of different digits swapped
+    `count` items `question=answer` each, drawn with replacement (easy difficulties have fewer
+    distinct questions than `count`). Every question of a task has the same width, so a harder
+    item asks for more work in the same positions: a recipe that holds the hardest difficulties
+    out of training tests extrapolation in computation, not in positions whose embeddings were
+    never trained. The tasks, each answer checked by an independent computation in the tests:
+      parity    `d` bits, left-padded with '.' to 16 characters; the answer is 1 if they hold an
+                odd number of ones
+      addition  two 4-digit numbers whose sum needs exactly `d` carries; the sum is written least
+                significant digit first, so that each digit depends on its column and the carry
+                coming from the digit just written (most significant first, a 4-layer model got
+                no answer right in 4,000 steps: the first digit waits on the whole carry chain)
+      parens    12 brackets whose nesting reaches depth `d`; the answer is 1 if they are balanced.
+                Half are; the others are balanced strings with an opening and a closing bracket
+                swapped (the counts still match: only the order is wrong) or one bracket flipped
+      ordered   `d` digits, left-padded with '.' to 16 characters; the answer is 1 if they never
+                decrease. Half are sorted; the others are sorted digits with one adjacent pair of
+                different digits swapped
 
 Domains always come in name order, and every item is checked: non-empty, no line break, no
 surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
@@ -203,13 +208,14 @@ def code(seed, count: int = 5000, min_len: int = 8, max_len: int = 48):
 
 # --- the algorithmic task suite (Part 5) ---
 
+WIDTH = 16  # parity and ordered questions are left-padded with '.' to this many characters
 PARENS_LENGTH = 12
 ADDITION_DIGITS = 4
 
 
 def parity_item(rng, length):
     bits = "".join(rng.choice("01") for _ in range(length))
-    return f"{bits}={bits.count('1') % 2}"
+    return f"{bits:.>{WIDTH}}={bits.count('1') % 2}"
 
 
 def carries(a, b):
@@ -226,7 +232,7 @@ def addition_item(rng, wanted):
     while True:  # rejection: every number of carries has many pairs, so this ends fast
         a, b = rng.randrange(low, high), rng.randrange(low, high)
         if carries(a, b) == wanted:
-            return f"{a}+{b}={a + b}"
+            return f"{a}+{b}={str(a + b)[::-1]}"
 
 
 def balanced_brackets(rng, length, depth):
@@ -235,8 +241,7 @@ def balanced_brackets(rng, length, depth):
         text, level, top = [], 0, 0
         for position in range(length):
             room = length - position  # an opening bracket must still be closable in the room left
-            can_open = level < depth and level + 1 <= room - 1
-            opens = can_open and (level == 0 or rng.random() < 0.5)
+            opens = level < depth and level + 1 <= room - 1 and (level == 0 or rng.random() < 0.5)
             level += 1 if opens else -1
             text.append("(" if opens else ")")
             top = max(top, level)
@@ -248,13 +253,12 @@ def parens_item(rng, depth):
     text = balanced_brackets(rng, PARENS_LENGTH, depth)
     if rng.random() < 0.5:
         return f"{text}=1"
-    positions = list(range(PARENS_LENGTH))
     while True:
-        if rng.random() < 0.5:  # swap an opening and a closing bracket: counts match, order wrong
-            i, j = sorted(rng.sample(positions, 2))
+        if rng.random() < 0.5:  # swap two brackets: the counts still match, the order is wrong
+            i, j = sorted(rng.sample(range(PARENS_LENGTH), 2))
             broken = text[:i] + text[j] + text[i + 1:j] + text[i] + text[j + 1:]
         else:  # flip one bracket
-            i = rng.choice(positions)
+            i = rng.randrange(PARENS_LENGTH)
             broken = text[:i] + ("(" if text[i] == ")" else ")") + text[i + 1:]
         if not is_balanced(broken):
             return f"{broken}=0"
@@ -272,15 +276,15 @@ def is_balanced(text):
 def ordered_item(rng, length):
     digits = sorted(rng.choice("0123456789") for _ in range(length))
     if rng.random() < 0.5 or len(set(digits)) == 1:
-        return f"{''.join(digits)}=1"
+        return f"{''.join(digits):.>{WIDTH}}=1"
     i = rng.choice([k for k in range(length - 1) if digits[k] != digits[k + 1]])
     digits[i], digits[i + 1] = digits[i + 1], digits[i]
-    return f"{''.join(digits)}=0"
+    return f"{''.join(digits):.>{WIDTH}}=0"
 
 
 TASKS = {"parity": parity_item, "addition": addition_item, "parens": parens_item, "ordered": ordered_item}
-DIFFICULTIES = {"parity": range(1, 65), "addition": range(0, ADDITION_DIGITS + 1),
-                "parens": range(1, PARENS_LENGTH // 2 + 1), "ordered": range(2, 65)}
+DIFFICULTIES = {"parity": range(1, WIDTH + 1), "addition": range(0, ADDITION_DIGITS + 1),
+                "parens": range(1, PARENS_LENGTH // 2 + 1), "ordered": range(2, WIDTH + 1)}
 
 
 def algorithmic(seed, parity: list = None, addition: list = None, parens: list = None, ordered: list = None,

@@ -1,52 +1,86 @@
 """Draw: results in, figures out. Nothing here trains or imports torch.
 
-    python -m analysis [--results DIR] [--figures DIR]   every figure, then the index DIR/README.md
+    python -m analysis [--results DIR] [--benchmarks DIR] [--figures DIR]   every figure, and the index
     python -m analysis diffs [--figures DIR]             only the patch figures (the index is left as is)
     python -m analysis compare RUN_OR_RECIPE_DIR... [-o OUT_STEM]   an ad-hoc comparison of any runs
+
+A redraw is all or nothing (analysis/staging.py). When the patch series does not apply, the patch
+figures are not redrawn (their old files stay, and the index says why), everything else is, and
+the exit code is 1.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from analysis import part3, part4, plots
+import apply
+from analysis import part3, part4, plots, staging
 from analysis.index import write_index
+from analysis.parts import Sources, shown
 from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
-
-# part -> draw(results_dir, figures_dir) -> (figures, recipes without results); each part draws
-# into figures_dir/<part>/
-PARTS = {"part3": part3.draw, "part4": part4.draw}
+BENCHMARKS_DIR = ROOT / "benchmarks" / "results"
+PARTS = [part3.part, part4.part]  # every post's figures, in the index's order: a new post adds its Part here
 
 
-def redraw(results_dir, figures_dir):
-    figures, missing = [], []
-    for part, draw in PARTS.items():
-        clear(figures_dir / part)  # a figure the results no longer give must not linger
-        drawn, not_drawn = draw(results_dir, figures_dir)
-        report(drawn, figures_dir)
-        for recipe in not_drawn:
-            print(f"{part}: no finished results of {recipe} in {shown(results_dir)}: run `python -m runs {recipe}`")
-        figures += drawn
-        missing += not_drawn
-    figures += draw_patches(figures_dir)
-    print(shown(write_index(figures, figures_dir, missing)))
+def redraw(sources, figures_dir, root=ROOT):
+    """Every part's figures, the patch figures and the index; returns the exit code."""
+    figures, missing, skipped = [], [], []
+    with staging.staging(figures_dir) as stage:
+        for part in PARTS:
+            drawing = part.draw(sources, stage)
+            for recipe in drawing.missing:
+                print(f"{part.name}: no finished results of {recipe} in {shown(sources.results)}: "
+                      f"run `python -m runs {recipe}`")
+            figures += drawing.figures
+            missing += drawing.missing
+            skipped += drawing.skipped
+        patches, error = draw_patches(stage, root)
+        if error:
+            skipped.append(("patches", f"not redrawn, the files there are older: {error}"))
+        write_index(figures + patches, stage, missing, skipped)
+        staging.publish(stage, figures_dir, lambda path: owned_by_redraw(path, patches_drawn=not error))
+    report(figures + patches, figures_dir)
+    print(shown(figures_dir / "README.md"))
+    return 1 if error else 0
 
 
-def clear(folder):
-    for old in [*folder.glob("*.png"), *folder.glob("*.svg")]:
-        old.unlink()
+def owned_by_redraw(path, patches_drawn):
+    """What a redraw replaces in the figures folder: the index, the parts' PNG and SVG files, and the
+    patch figures when they were drawn. Anything else there (notes written by hand) stays."""
+    if len(path.parts) == 1:
+        return path.name == "README.md"
+    if path.parts[0] == "patches":
+        return patches_drawn
+    return path.parts[0] in {part.name for part in PARTS} and path.suffix in (".png", ".svg")
 
 
-def draw_patches(figures_dir):
+def redraw_patches(figures_dir, root=ROOT):
+    """Only the patch figures, all or nothing; returns the exit code."""
+    with staging.staging(figures_dir) as stage:
+        patches, error = draw_patches(stage, root)
+        if error:
+            return 1
+        staging.publish(stage, figures_dir, lambda path: path.parts[0] == "patches")
+    report(patches, figures_dir)
+    return 0
+
+
+def draw_patches(figures_dir, root):
+    """The patch figures -> (their index entries, None), or ([], why not) when the series does not
+    apply, said on one line."""
     from analysis import diffs  # pygments and the patch parser: only needed here
 
-    figures = diffs.draw_patches(ROOT, figures_dir)
-    report(figures, figures_dir)
+    try:
+        figures = diffs.draw_patches(root, figures_dir)
+    except apply.ApplyError as error:
+        why = str(error).splitlines()[0]
+        print(f"error: patch figures not drawn: {why} (`python apply.py check` says more)", file=sys.stderr)
+        return [], why
     if not figures:
         print("patches: none drawn (the series is empty)")
-    return figures
+    return figures, None
 
 
 def report(figures, figures_dir):
@@ -55,14 +89,11 @@ def report(figures, figures_dir):
         print(shown(figures_dir / figure.path) + (f"  [STALE: {figure.stale}]" if figure.stale else ""))
 
 
-def shown(path):
-    path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m analysis", description="Redraw the lab's figures from results.")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder (default runs/results)")
+    parser.add_argument("--benchmarks", type=Path, default=BENCHMARKS_DIR,
+                        help="benchmark records folder (default benchmarks/results)")
     parser.add_argument("--figures", type=Path, default=FIGURES_DIR, help="figures folder (default analysis/figures)")
     commands = parser.add_subparsers(dest="command")
     diffs = commands.add_parser("diffs", help="only the patch figures")
@@ -84,11 +115,10 @@ def main(argv=None):
             return 2  # argparse's code for a bad command line
         for path in written:
             print(shown(path))
-    elif args.command == "diffs":
-        draw_patches(args.figures)
-    else:
-        redraw(args.results, args.figures)
-    return 0
+        return 0
+    if args.command == "diffs":
+        return redraw_patches(args.figures)
+    return redraw(Sources(args.results, args.benchmarks), args.figures)
 
 
 if __name__ == "__main__":

@@ -7,42 +7,25 @@ import textwrap
 import numpy as np
 
 from analysis import plots, style
-from analysis.plots import draw_band, draw_mean, figure_entry, finish, mean_sd
-from runs.store import load_recipe_runs, read_samples
+from analysis.parts import Drawn, Part, Skip
+from analysis.plots import draw_band, draw_mean, mean_sd
+from runs.store import read_samples
 
 RECIPE = "part3-baseline"
-PART = "part3"
 NAMES = {"bigram": "bigram", "mlp": "MLP", "transformer": "transformer"}  # how the text names each type
 
 
-def draw(results_dir, figures_dir):
-    """Every Part 3 figure -> (figures, recipes without results)."""
-    recipe_dir = results_dir / RECIPE
-    runs = load_recipe_runs(recipe_dir) if recipe_dir.is_dir() else []
-    if not runs:
-        return [], [RECIPE]
-    groups = model_groups(runs)
-    figures = []
-    for draw_figure in (loss_curves, mlp_vs_transformer, samples, attention, attention_heads, activations,
-                        gradients, final_table):
-        figures += draw_figure(groups, figures_dir)
-    return figures, []
+def type_name(config):
+    """A group's name: its model type, as the text names it."""
+    return NAMES.get(config["flags"]["type"], config["flags"]["type"])
 
 
-def model_groups(runs):
-    """One group per model type (and staleness), named as the text names the type."""
-    return plots.group_runs(runs, label=lambda config: NAMES.get(config["flags"]["type"], config["flags"]["type"]))
+part = Part("part3", label=type_name)
 
 
 def of_type(groups, model_type):
     """The group of a model type, current results preferred over stale ones; None if there is none."""
     return plots.preferred([g for g in groups if g.flags["type"] == model_type])
-
-
-def skipped(figure, why):
-    """A figure the results cannot give: said, not drawn."""
-    print(f"{PART}: {figure} not drawn: {why}")
-    return []
 
 
 def mean_of(group, key):
@@ -53,7 +36,8 @@ def mean_of(group, key):
 # training curves
 
 
-def loss_curves(groups, figures_dir):
+@part.figure(RECIPE)
+def loss_curves(groups):
     fig, ax = style.figure(height=4.6)
     curves, train_curves = [], []
     for group in groups:
@@ -66,10 +50,9 @@ def loss_curves(groups, figures_dir):
     fig.legend(loc="outside lower center", ncols=3, fontsize=11)  # below: the curves fill the axes
     claimed = plots.current(groups)
     headline = loss_headline([(g, c) for g, c in zip(groups, curves) if g in claimed])
-    png = finish(fig, headline, groups, figures_dir / PART / "loss-curves")
     caption = (f"Test loss per model type (mean over seeds, band from lowest to highest seed) and train loss "
                f"(thin dashed mean); {plots.seeds_note(groups)}.")
-    return [figure_entry(png, figures_dir, caption, groups)]
+    return Drawn(fig, headline, caption, groups)
 
 
 def loss_headline(groups_and_curves):
@@ -93,10 +76,11 @@ def best_losses(group):
     return [run.summary["best_test_loss"] for run in group.runs]
 
 
-def mlp_vs_transformer(groups, figures_dir):
+@part.figure(RECIPE)
+def mlp_vs_transformer(groups):
     mlp, transformer = of_type(groups, "mlp"), of_type(groups, "transformer")
     if mlp is None or transformer is None:
-        return skipped("mlp-vs-transformer", "the recipe needs both an MLP and a transformer")
+        return Skip("the recipe needs both an MLP and a transformer")
     pair = [mlp, transformer]
     fig, (by_step, by_time) = style.figure(1, 2, height=4.2, sharey=True)
     curves = {"step": [draw_band(by_step, g, "test_loss") for g in pair],
@@ -105,10 +89,9 @@ def mlp_vs_transformer(groups, figures_dir):
     by_step.set(xlabel="step", ylabel="test loss")
     by_time.set(xlabel="training time (s)")
     by_step.legend(loc="upper right")
-    png = finish(fig, per_step_and_second(pair, curves), pair, figures_dir / PART / "mlp-vs-transformer")
     caption = ("MLP vs transformer test loss against steps (left) and against training seconds (right: each point "
                f"at the seeds' mean time to reach it; evaluation excluded); {plots.seeds_note(pair)}.")
-    return [figure_entry(png, figures_dir, caption, pair)]
+    return Drawn(fig, per_step_and_second(pair, curves), caption, pair)
 
 
 def per_step_and_second(pair, curves):
@@ -126,22 +109,23 @@ def per_step_and_second(pair, curves):
 
 
 # -----------------------------------------------------------------------------
-# samples and the final numbers, as tables
+# samples, as a table
 
 
-def samples(groups, figures_dir):
+@part.figure(RECIPE)
+def samples(groups):
     shares = {g.label: sample_shares(g) for g in groups}
     rows = [[g.label, *(mean_sd(shares[g.label][kind], digits=1, suffix="%") for kind in SAMPLE_KINDS),
              textwrap.fill(", ".join(new_examples(g.runs[0])) or "(none)", 23)] for g in groups]
     fig = plots.table_figure(["model", "in train", "in test", "new", "new samples\n(lowest seed)"], rows,
-                             widths=[1.25, 1.1, 1.1, 1.1, 2.45], align="lcccl", greyed_rows=stale_rows(groups))
+                             widths=[1.25, 1.1, 1.1, 1.1, 2.45], align="lcccl",
+                             greyed_rows=plots.stale_rows(groups))
     ranked = sorted(plots.current(groups), key=lambda g: -statistics.fmean(shares[g.label]["new"]))
     headline = "samples that are new names: " + ", ".join(
         f"{g.label} {statistics.fmean(shares[g.label]['new']):.0f}%" for g in ranked)
-    png = finish(fig, headline, groups, figures_dir / PART / "samples")
     caption = ("Where each model's samples land: in the training set, in the test set, or new (percent of the "
                f"samples, mean ± sd over seeds), with new samples of the lowest seed; {plots.seeds_note(groups)}.")
-    return [figure_entry(png, figures_dir, caption, groups)]
+    return Drawn(fig, headline, caption, groups)
 
 
 SAMPLE_KINDS = ("in_train", "in_test", "new")  # summary.json's sample counts
@@ -159,61 +143,27 @@ def new_examples(run, n=5):
     return list(dict.fromkeys(s for s in new if s))[:n]
 
 
-def stale_rows(groups):
-    return {i for i, g in enumerate(groups) if g.stale}
-
-
-def final_table(groups, figures_dir):
-    rows = [[g.label, f"{g.runs[0].summary['params']:,}",
-             mean_sd([r.summary["best_test_loss"] for r in g.runs]),
-             mean_sd([r.summary["final_test_loss"] for r in g.runs]),
-             f"{mean_of(g, 'step_ms'):.1f}", thousands(mean_of(g, "tokens_per_s"))] for g in groups]
-    header = ["model", "params", "best test\nloss", "final test\nloss", "ms per\nstep", "tokens\nper s"]
-    fig = plots.table_figure(header, rows, widths=[1.25, 0.95, 1.45, 1.45, 0.8, 0.9], align="lrccrr",
-                             greyed_rows=stale_rows(groups))
-    png = finish(fig, cost_headline(groups), groups, figures_dir / PART / "final-table")
-    caption = ("Each model's parameters, best and final test loss (mean ± sd over seeds) and training speed "
-               f"(mean over seeds, evaluation excluded); {plots.seeds_note(groups)}.")
-    return [figure_entry(png, figures_dir, caption, groups)]
-
-
-def thousands(value):
-    return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value:,.0f}"
-
-
-def cost_headline(groups):
-    groups = sorted(plots.current(groups), key=lambda g: mean_of(g, "best_test_loss"))
-    best, fastest = groups[0], min(groups, key=lambda g: mean_of(g, "step_ms"))
-    loss, ms = mean_of(best, "best_test_loss"), mean_of(best, "step_ms")
-    rivals = [g for g in groups[1:] if plots.tied(best_losses(best), best_losses(g))]
-    if rivals:  # the cheapest of the tied is the one worth naming
-        cheapest = min([best, *rivals], key=lambda g: mean_of(g, "step_ms"))
-        dearest = max([best, *rivals], key=lambda g: mean_of(g, "step_ms"))
-        ratio = mean_of(dearest, "step_ms") / mean_of(cheapest, "step_ms")
-        return (f"{' and '.join(g.label for g in [best, *rivals])} tie on best test loss ({loss:.2f}); "
-                f"the {dearest.label} takes {ratio:.1f}× the {cheapest.label}'s time a step")
-    if best is fastest:
-        return f"{best.label} has the lowest test loss ({loss:.2f}) and the fastest step ({ms:.1f} ms)"
-    ratio = ms / mean_of(fastest, "step_ms")
-    return (f"{best.label} has the lowest test loss ({loss:.2f}) at {ms:.1f} ms a step, "
-            f"{ratio:.0f}× the {fastest.label}'s")
-
-
 # -----------------------------------------------------------------------------
 # inside the trained models: probes.json of the lowest seed
 
 
-def probe(groups, model_type, key, figure):
-    """(group, probes[key]) of the lowest seed of a model type, or None with a note."""
+def probe(groups, model_type, key):
+    """(group, probes[key]) of the lowest seed of a model type, or a Skip saying why not."""
     group = of_type(groups, model_type)
     if group is None:
-        skipped(figure, f"no {model_type} runs")
-        return None
+        return Skip(f"no {model_type} runs")
     probes = group.runs[0].probes or {}
     if key not in probes:
-        skipped(figure, f"{group.runs[0].name} has no {key!r} probe")
-        return None
+        return Skip(f"{group.runs[0].name} has no {key!r} probe")
     return group, probes[key]
+
+
+def probes_of_types(groups, key):
+    """[(group, probes[key])] of the MLP and the transformer, whichever have them, or a Skip."""
+    found = [probe(groups, model_type, key) for model_type in ("mlp", "transformer")]
+    if all(isinstance(f, Skip) for f in found):
+        return Skip("; ".join(f.reason for f in found))
+    return [f for f in found if not isinstance(f, Skip)]
 
 
 ATTENTION_TARGETS = ("the start token", "itself", "the previous character")
@@ -233,10 +183,11 @@ def attention_shares(maps):
     return np.mean(shares, axis=0), float(np.mean(uniform))
 
 
-def attention(groups, figures_dir):
-    found = probe(groups, "transformer", "attention", "attention")
-    if not found:
-        return []
+@part.figure(RECIPE)
+def attention(groups):
+    found = probe(groups, "transformer", "attention")
+    if isinstance(found, Skip):
+        return found
     group, probes = found
     texts = probes["texts"][:3]
     n_layers = len(probes["maps"][0])
@@ -250,11 +201,10 @@ def attention(groups, figures_dir):
         axes[0, layer].set_title(f"layer {layer + 1}")
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     shares, uniform = attention_shares(probes["maps"])
-    png = finish(fig, layers_headline(shares.mean(axis=1), uniform), [group], figures_dir / PART / "attention")
     caption = (f"Attention of the transformer ({group.runs[0].name}), averaged over heads, for {len(texts)} test "
                "names: rows are querying positions, columns the positions they attend to; '.' is the start token. "
                "The headline's shares are over query positions from the third on.")
-    return [figure_entry(png, figures_dir, caption, [group.lowest_seed()])]
+    return Drawn(fig, layers_headline(shares.mean(axis=1), uniform), caption, [group.lowest_seed()])
 
 
 def layers_headline(by_layer, uniform):
@@ -290,10 +240,11 @@ def heatmap(ax, matrix, tokens, rows=True, columns=True):
     return image
 
 
-def attention_heads(groups, figures_dir):
-    found = probe(groups, "transformer", "attention", "attention-heads")
-    if not found:
-        return []
+@part.figure(RECIPE)
+def attention_heads(groups):
+    found = probe(groups, "transformer", "attention")
+    if isinstance(found, Skip):
+        return found
     group, probes = found
     maps, tokens, text = probes["maps"][0], probes["tokens"][0], probes["texts"][0]
     n_layers, n_heads = len(maps), len(maps[0])
@@ -310,17 +261,17 @@ def attention_heads(groups, figures_dir):
     layer, head, target = np.unravel_index(shares.argmax(), shares.shape)
     headline = (f"layer {layer + 1}, head {head + 1} puts {shares.max():.0%} of its attention on "
                 f"{ATTENTION_TARGETS[target]} (uniform: {uniform:.0%})")
-    png = finish(fig, headline, [group], figures_dir / PART / "attention-heads")
     caption = (f'Every head of the transformer ({group.runs[0].name}) on "{text}"; the headline names the head '
                f"most focused on one position, over all {len(probes['texts'])} probe names and the query positions "
                "from the third on.")
-    return [figure_entry(png, figures_dir, caption, [group.lowest_seed()])]
+    return Drawn(fig, headline, caption, [group.lowest_seed()])
 
 
-def activations(groups, figures_dir):
-    found = [f for f in (probe(groups, t, "activations", "activations") for t in ("mlp", "transformer")) if f]
-    if not found:
-        return []
+@part.figure(RECIPE)
+def activations(groups):
+    found = probes_of_types(groups, "activations")
+    if isinstance(found, Skip):
+        return found
     panels = [(group, init, trained) for group, probes in found
               for init, trained in zip(probes["init"]["layers"], probes["trained"]["layers"])]
     ncols = 2
@@ -338,11 +289,9 @@ def activations(groups, figures_dir):
         axes.flat[i].set_xlabel("activation")
     headline = "saturated units, init → trained: " + "; ".join(
         saturation_summary(group, probes) for group, probes in found)
-    groups_drawn = [group.lowest_seed() for group, _ in found]
-    png = finish(fig, headline, groups_drawn, figures_dir / PART / "activations")
     caption = ("Hidden activations (tanh output; GELU output) on a fixed training batch at initialisation and after "
                "training (lowest seed); saturated: |tanh| > 0.97, or GELU input below -3.")
-    return [figure_entry(png, figures_dir, caption, groups_drawn)]
+    return Drawn(fig, headline, caption, [group.lowest_seed() for group, _ in found])
 
 
 def histogram(ax, layer, colour, when):
@@ -371,10 +320,11 @@ def percent(fraction):
     return f"{100 * fraction:.1f}%" if fraction < 0.1 else f"{100 * fraction:.0f}%"
 
 
-def gradients(groups, figures_dir):
-    found = [f for f in (probe(groups, t, "activations", "gradients") for t in ("mlp", "transformer")) if f]
-    if not found:
-        return []
+@part.figure(RECIPE)
+def gradients(groups):
+    found = probes_of_types(groups, "activations")
+    if isinstance(found, Skip):
+        return found
     sizes = [len(probes["trained"]["grads"]) for _, probes in found]
     fig, axes = style.figure(len(found), 1, height=1.4 + 0.28 * sum(sizes), squeeze=False,
                              gridspec_kw={"height_ratios": sizes})
@@ -382,11 +332,9 @@ def gradients(groups, figures_dir):
         ratio_dots(ax, group, probes)
     axes[-1, 0].set_xlabel("gradient std / weight std (log scale)")
     axes[0, 0].legend(loc="lower right", bbox_to_anchor=(1, 1), ncols=2)  # above the panel, clear of the dots
-    png = finish(fig, gradient_headline(found), [group.lowest_seed() for group, _ in found],
-                 figures_dir / PART / "gradients")
     caption = ("grad_std / data_std of every weight matrix on a fixed training batch, at initialisation and after "
                "training (lowest seed): the update-scale statistic of makemore's lectures.")
-    return [figure_entry(png, figures_dir, caption, [group.lowest_seed() for group, _ in found])]
+    return Drawn(fig, gradient_headline(found), caption, [group.lowest_seed() for group, _ in found])
 
 
 def ratio_dots(ax, group, probes):
@@ -414,3 +362,43 @@ def gradient_headline(found):
 
 def median_ratio(state):
     return statistics.median(g["ratio"] for g in state["grads"])
+
+
+# -----------------------------------------------------------------------------
+# the final numbers, as a table
+
+
+@part.figure(RECIPE)
+def final_table(groups):
+    rows = [[g.label, f"{g.runs[0].summary['params']:,}",
+             mean_sd([r.summary["best_test_loss"] for r in g.runs]),
+             mean_sd([r.summary["final_test_loss"] for r in g.runs]),
+             f"{mean_of(g, 'step_ms'):.1f}", thousands(mean_of(g, "tokens_per_s"))] for g in groups]
+    header = ["model", "params", "best test\nloss", "final test\nloss", "ms per\nstep", "tokens\nper s"]
+    fig = plots.table_figure(header, rows, widths=[1.25, 0.95, 1.45, 1.45, 0.8, 0.9], align="lrccrr",
+                             greyed_rows=plots.stale_rows(groups))
+    caption = ("Each model's parameters, best and final test loss (mean ± sd over seeds) and training speed "
+               f"(mean over seeds, evaluation excluded); {plots.seeds_note(groups)}.")
+    return Drawn(fig, cost_headline(groups), caption, groups)
+
+
+def thousands(value):
+    return f"{value / 1000:.0f}k" if value >= 10_000 else f"{value:,.0f}"
+
+
+def cost_headline(groups):
+    groups = sorted(plots.current(groups), key=lambda g: mean_of(g, "best_test_loss"))
+    best, fastest = groups[0], min(groups, key=lambda g: mean_of(g, "step_ms"))
+    loss, ms = mean_of(best, "best_test_loss"), mean_of(best, "step_ms")
+    rivals = [g for g in groups[1:] if plots.tied(best_losses(best), best_losses(g))]
+    if rivals:  # the cheapest of the tied is the one worth naming
+        cheapest = min([best, *rivals], key=lambda g: mean_of(g, "step_ms"))
+        dearest = max([best, *rivals], key=lambda g: mean_of(g, "step_ms"))
+        ratio = mean_of(dearest, "step_ms") / mean_of(cheapest, "step_ms")
+        return (f"{' and '.join(g.label for g in [best, *rivals])} tie on best test loss ({loss:.2f}); "
+                f"the {dearest.label} takes {ratio:.1f}× the {cheapest.label}'s time a step")
+    if best is fastest:
+        return f"{best.label} has the lowest test loss ({loss:.2f}) and the fastest step ({ms:.1f} ms)"
+    ratio = ms / mean_of(fastest, "step_ms")
+    return (f"{best.label} has the lowest test loss ({loss:.2f}) at {ms:.1f} ms a step, "
+            f"{ratio:.0f}× the {fastest.label}'s")

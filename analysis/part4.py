@@ -2,8 +2,10 @@
 asks whether experts follow manufactured domains (arithmetic, code, names) and what balancing does to
 the routing; recipe moe-names asks what experts pick up when there are no domains.
 
-Losses are the final evaluation's throughout (figures and table alike), and so are the routing
-metrics; the probes' routing counts come from the best model (model.pt)."""
+Losses are the final evaluation's throughout (figures and table alike), and so are the load,
+balance and entropy numbers (metrics.jsonl); the counts of which tokens went to which expert come
+from the probes of the best model (model.pt, probes.json), and so does which layers route.
+The step-time figure comes from the benchmark's record, not from the training runs."""
 
 import statistics
 
@@ -11,12 +13,11 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from analysis import plots, style
-from analysis.plots import draw_band, figure_entry, finish, mean_sd
-from runs.store import load_recipe_runs
+from analysis.parts import Drawn, Part, Skip
+from analysis.plots import draw_band, mean_sd
 
 DOMAINS = "moe-domains"
 NAMES = "moe-names"
-PART = "part4"
 
 # what each comparison of a MoE with a dense baseline holds equal (the recipes' arm notes)
 MATCHED = [("moe-e4", "dense", "active compute"), ("moe-e4", "dense-wide", "parameters"),
@@ -25,22 +26,12 @@ MATCHED = [("moe-e4", "dense", "active compute"), ("moe-e4", "dense-wide", "para
 BALANCING = {"moe-e4-none": "without balancing", "moe-e4": "with the aux loss", "moe-e4-bias": "with bias balancing"}
 
 
-def draw(results_dir, figures_dir):
-    """Every Part 4 figure -> (figures, recipes without results)."""
-    figures, missing = [], []
-    for recipe, figure_functions in (
-            (DOMAINS, (domain_loss, expert_domain, nmi_by_arm, load_over_training, balance_over_training,
-                       routing_entropy, table)),
-            (NAMES, (names_loss, expert_characters))):
-        recipe_dir = results_dir / recipe
-        runs = load_recipe_runs(recipe_dir) if recipe_dir.is_dir() else []
-        if not runs:
-            missing.append(recipe)
-            continue
-        groups = plots.group_runs(runs, label=lambda config: config["arm"])  # the recipe's arm names
-        for draw_figure in figure_functions:
-            figures += draw_figure(groups, figures_dir)
-    return figures, missing
+def arm_name(config):
+    """A group's name: the recipe's name for its arm."""
+    return config["arm"]
+
+
+part = Part("part4", label=arm_name)
 
 
 def of_arm(groups, arm):
@@ -51,12 +42,6 @@ def of_arm(groups, arm):
 def of_arms(groups, arms):
     """Every group (current and stale) of the arms, in the order the arms are given."""
     return [g for arm in arms for g in groups if g.name == arm]
-
-
-def skipped(figure, why):
-    """A figure the results cannot give: said, not drawn."""
-    print(f"{PART}: {figure} not drawn: {why}")
-    return []
 
 
 def verdict(values, rival_values):
@@ -81,31 +66,40 @@ def routes(group):
     return expert_count(group.runs[0]) > 1
 
 
-def moe_layers(record):
-    """The (0-based) layers an evaluation record reports routing for."""
-    return sorted({int(key.split("/")[1][1:]) for key in record if key.startswith("moe/l")})
+def routing(run):
+    """The routing probe of the run's best model (probes.json), or None when it has none."""
+    return (run.probes or {}).get("routing")
+
+
+def moe_layers(run):
+    """The (0-based) layers that route tokens to experts, numbered as the metrics' moe/l<L>/ keys
+    number them: those the routing probe counted. The one definition every figure uses."""
+    return range(len(routing(run)["layers"]) if routing(run) else 0)
+
+
+def with_routing(groups):
+    """The groups whose every run has a routing probe: the figures that read layers need one."""
+    return [g for g in groups if all(routing(run) for run in g.runs)]
+
+
+def probed(groups, arm):
+    """(the arm's group, its runs with a routing probe), or a Skip saying why there are none."""
+    group = of_arm(groups, arm)
+    if group is None:
+        return Skip(f"no {arm} runs")
+    runs = [run for run in group.runs if routing(run)]
+    return (group, runs) if runs else Skip(f"no {arm} run has a 'routing' probe")
 
 
 def loads(record, layer, n_expert):
-    """Each expert's share of a layer's routing assignments."""
+    """Each expert's share of a layer's routing assignments at an evaluation."""
     return np.array([record[f"moe/l{layer}/load/e{e}"] for e in range(n_expert)])
 
 
-def domains_of(record):
-    """The domains whose tokens a record counts per expert (only logged with several domains)."""
-    return sorted({key.split("/")[3] for key in record if key.startswith("moe/l0/tokens/")})
-
-
-def domain_counts(record, layer, n_expert):
-    """experts x domains: the routing assignments of each domain's test tokens to each expert."""
-    return np.array([[record[f"moe/l{layer}/tokens/{d}/e{e}"] for d in domains_of(record)]
-                     for e in range(n_expert)])
-
-
-def final_domain_counts(run):
-    """domain_counts of every layer at the final evaluation."""
-    record = run.metrics[-1]
-    return [domain_counts(record, layer, expert_count(run)) for layer in moe_layers(record)]
+def domain_counts(run):
+    """Per layer, experts x domains: the routing assignments of each domain's test tokens to each
+    expert, counted on the best model (columns: routing(run)["domains"])."""
+    return [np.array(layer["by_domain"]) for layer in routing(run)["layers"]]
 
 
 def nmi(counts):
@@ -138,24 +132,26 @@ def final_losses(group, key="test_loss"):
     return [run.metrics[-1][key] for run in group.runs]
 
 
-def domain_loss(groups, figures_dir):
+@part.figure(DOMAINS)
+def domain_loss(groups):
     matching = ("dense has the active compute of moe-e4 (top-1 of 4 experts as wide as dense's MLP), dense-wide its "
                 "total parameters (one 4× wider MLP), moe-e4-thin dense's total parameters (4 experts a quarter as "
                 "wide)")
-    return loss_dots(groups, figures_dir, ["dense", "dense-wide", "moe-e4", "moe-e4-thin"], "domain-loss", matching)
+    return loss_dots(groups, ["dense", "dense-wide", "moe-e4", "moe-e4-thin"], matching)
 
 
-def names_loss(groups, figures_dir):
+@part.figure(NAMES)
+def names_loss(groups):
     matching = "dense has the active compute of moe-e4 and moe-e8 (top-1 of 4 or 8 experts as wide as dense's MLP)"
-    return loss_dots(groups, figures_dir, ["dense", "moe-e4", "moe-e8"], "names-loss", matching)
+    return loss_dots(groups, ["dense", "moe-e4", "moe-e8"], matching)
 
 
-def loss_dots(groups, figures_dir, arms, stem, matching):
+def loss_dots(groups, arms, matching):
     """Final test loss of each arm, every seed a circle and the mean a bar; a panel per domain when
     the recipe has several. `matching` says which arm matches which (for the caption)."""
     shown = of_arms(groups, arms)
     if of_arm(shown, "dense") is None:
-        return skipped(stem, "no dense baseline to compare with")
+        return Skip("no dense baseline to compare with")
     keys = plots.loss_keys([run for g in shown for run in g.runs])
     ncols = 1 if len(keys) == 1 else 2
     nrows = -(-len(keys) // ncols)
@@ -175,11 +171,10 @@ def loss_dots(groups, figures_dir, arms, stem, matching):
     axes[0, 0].set_ylim(len(shown) - 0.5, -0.5)  # the first arm on top
     for ax in axes[-1]:
         ax.set_xlabel("final test loss")
-    png = finish(fig, matched_headline(plots.current(shown), arms), shown, figures_dir / PART / stem)
     per_domain = ", overall and per domain" if len(keys) > 1 else ""
     caption = (f"Final test loss (last evaluation) of each arm{per_domain}: each seed a circle, the mean a bar. "
                f"{matching}; {plots.seeds_note(shown)}.")
-    return [figure_entry(png, figures_dir, caption, shown)]
+    return Drawn(fig, matched_headline(plots.current(shown), arms), caption, shown)
 
 
 def matched_headline(groups, arms):
@@ -244,35 +239,35 @@ def peak_headline(what, nmis, counts, overall, columns, run):
             f"the {columns[column]} tokens, {lifts[expert, column]:.1f}× its overall share ({run.name})")
 
 
-def expert_domain(groups, figures_dir):
-    group = of_arm(groups, "moe-e4")
-    if group is None:
-        return skipped("expert-domain", "no moe-e4 runs")
-    run = group.runs[0]  # expert numbers differ between seeds: one seed's experts are shown
-    counts = final_domain_counts(run)
-    domains = domains_of(run.metrics[-1])
+@part.figure(DOMAINS)
+def expert_domain(groups):
+    found = probed(groups, "moe-e4")
+    if isinstance(found, Skip):
+        return found
+    group, runs = found
+    run = runs[0]  # expert numbers differ between seeds: one seed's experts are shown
+    counts, domains = domain_counts(run), routing(run)["domains"]
     overall = [c.sum(axis=1) / c.sum() for c in counts]
     fig, axes = heatmap_grid(len(counts), len(domains))
     for layer, ax in enumerate(axes):
         image = share_heatmap(ax, counts[layer], overall[layer], domains, labelled=layer % 2 == 0)
         ax.set_title(f"layer {layer + 1}: NMI {nmi(counts[layer]):.2f}")
     fig.colorbar(image, ax=list(axes), shrink=0.6, label="share of the domain's tokens")
-    nmis = [[nmi(c) for c in final_domain_counts(r)] for r in group.runs]
-    headline = peak_headline("domain", nmis, counts, overall, domains, run)
-    png = finish(fig, headline, [group], figures_dir / PART / "expert-domain")
-    caption = (f"Where each domain's test tokens (rows) go in every layer of {run.name} at the final evaluation: "
-               "colour is the share of the domain's tokens sent to each expert, text the lift (that share over the "
-               "expert's share of all tokens; 1 = no preference). NMI = I(expert; domain) / H(domain): 0 when "
-               "experts ignore the domain, 1 when the expert gives the domain away; the headline's is over every "
-               "seed.")
-    return [figure_entry(png, figures_dir, caption, [group])]
+    nmis = [[nmi(c) for c in domain_counts(r)] for r in runs]
+    caption = (f"Where each domain's test tokens (rows) go in every layer of {run.name} (best model): "
+               "colour is the share of the domain's tokens sent to each expert, text the lift (that share "
+               "over the expert's share of all tokens; 1 = no preference). NMI = I(expert; domain) / "
+               "H(domain): 0 when experts ignore the domain, 1 when the expert gives the domain away; the "
+               "headline's is over every seed's best model.")
+    return Drawn(fig, peak_headline("domain", nmis, counts, overall, domains, run), caption, [group])
 
 
-def nmi_by_arm(groups, figures_dir):
-    routed = [g for g in groups if routes(g)]
+@part.figure(DOMAINS)
+def nmi_by_arm(groups):
+    routed = [g for g in with_routing(groups) if routes(g)]
     if not routed:
-        return skipped("nmi-by-arm", "no runs with several experts")
-    nmis = {g.label: np.array([[nmi(c) for c in final_domain_counts(run)] for run in g.runs]) for g in routed}
+        return Skip("no runs with several experts and a routing probe")
+    nmis = {g.label: np.array([[nmi(c) for c in domain_counts(run)] for run in g.runs]) for g in routed}
     fig, ax = style.figure(height=4.6)
     for i, group in enumerate(routed):
         by_seed = nmis[group.label]  # seed x layer
@@ -286,11 +281,10 @@ def nmi_by_arm(groups, figures_dir):
     ax.set_ylim(bottom=0)
     fig.legend(loc="outside lower center", ncols=4, fontsize=11)
     claimed = {g.label: list(nmis[g.label].mean(axis=1)) for g in plots.current(routed)}
-    png = finish(fig, nmi_ranking(claimed), routed, figures_dir / PART / "nmi-by-arm")
-    caption = ("How much of a token's domain its expert gives away, NMI = I(expert; domain) / H(domain), per layer "
-               "at the final evaluation (mean over seeds, bars from the lowest to the highest seed; top-2 arms count "
-               f"both of a token's experts); {plots.seeds_note(routed)}.")
-    return [figure_entry(png, figures_dir, caption, routed)]
+    caption = ("How much of a token's domain its expert gives away, NMI = I(expert; domain) / H(domain), "
+               "per layer of each seed's best model (mean over seeds, bars from the lowest to the highest "
+               f"seed; top-2 arms count both of a token's experts); {plots.seeds_note(routed)}.")
+    return Drawn(fig, nmi_ranking(claimed), caption, routed)
 
 
 def nmi_ranking(per_seed):
@@ -344,15 +338,14 @@ def character_counts(routing):
     return counts, len(present), [*present, "1st letter", "→ end"]
 
 
-def expert_characters(groups, figures_dir):
-    group = of_arm(groups, "moe-e4")
-    if group is None:
-        return skipped("expert-characters", "no moe-e4 runs")
-    probed = [run for run in group.runs if "routing" in (run.probes or {})]
-    if not probed:
-        return skipped("expert-characters", "no moe-e4 run has a 'routing' probe")
-    run = probed[0]  # expert numbers differ between seeds: one seed's experts are shown
-    counts, n_classes, columns = character_counts(run.probes["routing"])
+@part.figure(NAMES)
+def expert_characters(groups):
+    found = probed(groups, "moe-e4")
+    if isinstance(found, Skip):
+        return found
+    group, runs = found
+    run = runs[0]  # expert numbers differ between seeds: one seed's experts are shown
+    counts, n_classes, columns = character_counts(routing(run))
     overall = [c[:, :n_classes].sum(axis=1) / c[:, :n_classes].sum() for c in counts]  # input classes: every token
     fig, axes = heatmap_grid(len(counts), len(columns))
     for layer, ax in enumerate(axes):
@@ -360,28 +353,27 @@ def expert_characters(groups, figures_dir):
         ax.axhline(n_classes - 0.5, color="white", linewidth=5)  # the rows below it overlap those above
         ax.set_title(f"layer {layer + 1}: NMI {nmi(counts[layer][:, :n_classes]):.2f}")
     fig.colorbar(image, ax=list(axes), shrink=0.6, label="share of the row's tokens")
-    nmis = [[nmi(c[:, :n_classes]) for c in character_counts(r.probes["routing"])[0]] for r in probed]
-    headline = peak_headline("input class", nmis, counts, overall, columns, run)
-    png = finish(fig, headline, [group], figures_dir / PART / "expert-characters")
+    nmis = [[nmi(c[:, :n_classes]) for c in character_counts(routing(r))[0]] for r in runs]
     caption = (f"Where the test tokens of the names go in every layer of {run.name} (best model): rows above the "
                "white line are the class of the character a token reads (the start token, a vowel, y included, or a "
                "consonant); below it, tokens reading the first letter and tokens that must predict the end, which "
                "overlap them. Colour: share of the row's tokens sent to each expert; text: lift (1 = no "
                "preference). NMI = I(expert; input class) / H(input class), over the input classes only; the "
-               "headline's is over every seed.")
-    return [figure_entry(png, figures_dir, caption, [group])]
+               "headline's is over every seed's best model.")
+    return Drawn(fig, peak_headline("input class", nmis, counts, overall, columns, run), caption, [group])
 
 
 # -----------------------------------------------------------------------------
 # balancing: load, MaxVio and router entropy over training
 
 
-def load_over_training(groups, figures_dir):
-    shown = [g for g in (of_arm(groups, arm) for arm in BALANCING) if g]
+@part.figure(DOMAINS)
+def load_over_training(groups):
+    shown = with_routing([g for g in (of_arm(groups, name) for name in BALANCING) if g])
     if not shown:
-        return skipped("load-over-training", "no balancing arm (" + ", ".join(BALANCING) + ")")
+        return Skip("no balancing arm (" + ", ".join(BALANCING) + ") with a routing probe")
     runs = [g.runs[0] for g in shown]  # expert numbers differ between seeds: one seed each
-    n_layers = len(moe_layers(runs[0].metrics[-1]))
+    n_layers = len(moe_layers(runs[0]))
     fig, axes = style.figure(len(runs), n_layers, height=1.0 + 1.9 * len(runs), sharex=True, sharey=True,
                              squeeze=False)
     for row, run in zip(axes, runs):
@@ -398,24 +390,23 @@ def load_over_training(groups, figures_dir):
         ax.set_title(f"layer {layer + 1}")
     for ax in axes[-1]:
         ax.set_xlabel("step")
-    png = finish(fig, busiest_headline(shown), shown, figures_dir / PART / "load-over-training")
     caption = ("Each expert's share of the test tokens' routing assignments (one colour per expert, stacked) over "
                "training, one seed per balancing method: equal bands are a balanced layer, one band filling the "
                "panel a collapsed one. The headline's numbers are means over every seed at the final evaluation; "
                "dead experts take under 1% of the tokens.")
-    return [figure_entry(png, figures_dir, caption, [g.lowest_seed() for g in shown])]
+    return Drawn(fig, busiest_headline(shown), caption, [g.lowest_seed() for g in shown])
 
 
 def busiest_share(run):
     """The largest share of its layer's assignments any expert takes at the final evaluation."""
     record = run.metrics[-1]
-    return max(loads(record, layer, expert_count(run)).max() for layer in moe_layers(record))
+    return max(loads(record, layer, expert_count(run)).max() for layer in moe_layers(run))
 
 
 def dead_experts(run):
     """Experts, summed over layers, that take under 1% of the tokens at the final evaluation."""
     record = run.metrics[-1]
-    return sum(record[f"moe/l{layer}/dead"] for layer in moe_layers(record))
+    return sum(record[f"moe/l{layer}/dead"] for layer in moe_layers(run))
 
 
 def busiest_headline(groups):
@@ -439,18 +430,21 @@ def busiest_headline(groups):
     return text + f"; uniform: {1 / expert_count(groups[0].runs[0]):.0%}"
 
 
-def worst_maxvio(record):
-    """The largest MaxVio (busiest expert's load over the mean load, minus 1) over the layers."""
-    return max(record[f"moe/l{layer}/maxvio"] for layer in moe_layers(record))
+def worst_maxvio(run):
+    """A derived metric of the run's evaluation records: the largest MaxVio (the busiest expert's
+    load over the mean load, minus 1) over its MoE layers."""
+    layers = moe_layers(run)
+    return lambda record: max(record[f"moe/l{layer}/maxvio"] for layer in layers)
 
 
-def balance_over_training(groups, figures_dir):
-    shown = of_arms(groups, BALANCING)
+@part.figure(DOMAINS)
+def balance_over_training(groups):
+    shown = with_routing(of_arms(groups, BALANCING))
     if not shown:
-        return skipped("balance-over-training", "no balancing arm (" + ", ".join(BALANCING) + ")")
+        return Skip("no balancing arm (" + ", ".join(BALANCING) + ") with a routing probe")
     fig, ax = style.figure(height=4.2)
     for group in shown:
-        draw_band(ax, group, worst_maxvio)
+        draw_band(ax, group, worst_maxvio(group.runs[0]))
     collapse = expert_count(shown[0].runs[0]) - 1  # every token on one expert
     ax.axhline(collapse, color=style.GREY, linestyle=":", linewidth=1.5)
     ax.annotate("every token on one expert", (1, collapse), xycoords=("axes fraction", "data"), xytext=(0, 3),
@@ -458,17 +452,16 @@ def balance_over_training(groups, figures_dir):
     ax.set(xlabel="step", ylabel="MaxVio of the worst layer")
     ax.set_ylim(0, collapse * 1.12)
     ax.legend(loc="best")
-    png = finish(fig, maxvio_headline(plots.current(shown)), shown, figures_dir / PART / "balance-over-training")
     caption = ("MaxVio (the busiest expert's load over the mean load, minus 1; 0 is perfectly balanced) of the most "
                "unbalanced layer at each evaluation, mean over seeds with the band from the lowest to the highest "
                f"seed; {plots.seeds_note(shown)}.")
-    return [figure_entry(png, figures_dir, caption, shown)]
+    return Drawn(fig, maxvio_headline(plots.current(shown)), caption, shown)
 
 
 def maxvio_headline(groups):
     """'MaxVio of the worst layer ends at 2.77 without balancing, 0.71 with the aux loss, 2.30 with bias
     balancing (a tie with moe-e4-none)': final evaluation, mean over seeds."""
-    finals = [[worst_maxvio(run.metrics[-1]) for run in g.runs] for g in groups]
+    finals = [[worst_maxvio(run)(run.metrics[-1]) for run in g.runs] for g in groups]
     parts = [f"{statistics.fmean(values):.2f} {BALANCING[g.name]}" +
              (f" (a tie with {groups[0].name})" if i and plots.tied(values, finals[0]) else "")
              for i, (g, values) in enumerate(zip(groups, finals))]
@@ -478,35 +471,36 @@ def maxvio_headline(groups):
 ENTROPY_ARMS = ("moe-e4-none", "moe-e4", "moe-e4-bias", "moe-e4-top2", "moe-e8")
 
 
-def mean_over_layers(name):
-    """A derived metric: an evaluation record's moe/l<l>/<name> averaged over its layers."""
-    return lambda record: statistics.fmean(record[f"moe/l{layer}/{name}"] for layer in moe_layers(record))
+def mean_over_layers(run, name):
+    """A derived metric of the run's evaluation records: moe/l<L>/<name> averaged over its MoE layers."""
+    layers = moe_layers(run)
+    return lambda record: statistics.fmean(record[f"moe/l{layer}/{name}"] for layer in layers)
 
 
-def routing_entropy(groups, figures_dir):
-    shown = of_arms(groups, ENTROPY_ARMS)
+@part.figure(DOMAINS)
+def routing_entropy(groups):
+    shown = with_routing(of_arms(groups, ENTROPY_ARMS))
     if not shown:
-        return skipped("routing-entropy", "no arm among " + ", ".join(ENTROPY_ARMS))
+        return Skip("no arm among " + ", ".join(ENTROPY_ARMS) + " with a routing probe")
     fig, (per_token, of_mean) = style.figure(1, 2, height=4.6, sharey=True)
     for ax, name, what in ((per_token, "token_entropy", "per token"), (of_mean, "mean_entropy", "of the mean routing")):
         for group in shown:
-            draw_band(ax, group, mean_over_layers(name))
+            draw_band(ax, group, mean_over_layers(group.runs[0], name))
         ax.set(xlabel="step", title=what)
     per_token.set(ylabel="router entropy / log(experts)", ylim=(0, 1.05))
     fig.legend(*per_token.get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=11)
-    png = finish(fig, entropy_headline(plots.current(shown)), shown, figures_dir / PART / "routing-entropy")
     caption = ("Router entropy over training, averaged over the layers and normalised by log(experts): per token "
                "(left: how sure each token's routing is; 0 = one expert certain) and of the mean routing probability "
                "(right: how evenly the experts are used overall; 1 = uniform). Mean over seeds, band from the lowest "
                f"to the highest seed; {plots.seeds_note(shown)}.")
-    return [figure_entry(png, figures_dir, caption, shown)]
+    return Drawn(fig, entropy_headline(plots.current(shown)), caption, shown)
 
 
 def entropy_headline(groups):
     """The range of both entropies over the arms at the final evaluation, naming the arms at the ends."""
     parts = []
     for name, what in (("token_entropy", "per-token router entropy"), ("mean_entropy", "that of the mean routing")):
-        finals = {g.label: [mean_over_layers(name)(run.metrics[-1]) for run in g.runs] for g in groups}
+        finals = {g.label: [mean_over_layers(run, name)(run.metrics[-1]) for run in g.runs] for g in groups}
         ranked = sorted(finals, key=lambda label: statistics.fmean(finals[label]))
         low, high = ranked[0], ranked[-1]
         text = (f"{what} runs from {statistics.fmean(finals[low]):.2f} ({low}) "
@@ -519,52 +513,80 @@ def entropy_headline(groups):
 # the table
 
 
-def mean_step_ms(run):
-    """Mean step time over the run's evaluations (step 0 logs none: nothing was trained yet)."""
-    return statistics.fmean(r["step_ms"] for r in run.metrics if r["step"] > 0 and r.get("step_ms") is not None)
-
-
-def step_time_ratio(group, baseline):
-    """The group's step time over the baseline's, each averaged over its seeds."""
-    return (statistics.fmean(map(mean_step_ms, group.runs)) /
-            statistics.fmean(map(mean_step_ms, baseline.runs)))
-
-
 def parameters(group):
     """'613k / 215k': total and active parameters from the first run whose probes count them."""
     counted = next((run.probes["parameters"] for run in group.runs if "parameters" in (run.probes or {})), None)
     return f"{counted['total'] / 1000:.0f}k / {counted['active'] / 1000:.0f}k" if counted else "–"
 
 
-def table(groups, figures_dir):
-    dense = of_arm(groups, "dense")
-    if dense is None:
-        return skipped("table", "step times are relative to dense, and there are no dense runs")
+@part.figure(DOMAINS)
+def table(groups):
     keys = plots.loss_keys([run for g in groups for run in g.runs])
-    rows = [[g.label, parameters(g),
-             *(mean_sd(final_losses(g, key)).replace(" ± ", "\n± ") for key in keys),
-             f"{step_time_ratio(g, dense):.2f}×"] for g in groups]
-    header = ["arm", "parameters\ntotal / active", "test loss\nall", *(key.split("/", 1)[1] for key in keys[1:]),
-              "step\ntime"]
-    stale = {i for i, g in enumerate(groups) if g.stale}
-    fig = plots.table_figure(header, rows, widths=[1.25, 1.25, *[0.95] * len(keys), 0.65],
-                             align="lc" + "c" * len(keys) + "r", greyed_rows=stale)
-    png = finish(fig, table_headline(plots.current(groups)), groups, figures_dir / PART / "table")
-    caption = ("Every arm of moe-domains: total parameters and those a token's forward pass uses, final test loss "
-               "overall and per domain (mean ± sd over seeds), and training step time relative to dense (mean over "
-               "evaluations and seeds). Step times come from the training runs (two jobs at once, one thread each), "
-               "so they carry whatever else the machine ran meanwhile, and the MoE arms skip the padding "
-               "positions that dense computes: they are not a speed claim. The controlled measurement is "
-               f"benchmarks/moe_speed.py; {plots.seeds_note(groups)}.")
-    return [figure_entry(png, figures_dir, caption, groups)]
+    rows = [[g.label, parameters(g), *(mean_sd(final_losses(g, key)).replace(" ± ", "\n± ") for key in keys)]
+            for g in groups]
+    header = ["arm", "parameters\ntotal / active", "test loss\nall", *(k.split("/", 1)[1] for k in keys[1:])]
+    fig = plots.table_figure(header, rows, widths=[1.6, 1.4, *[0.95] * len(keys)],
+                             align="lc" + "c" * len(keys), greyed_rows=plots.stale_rows(groups))
+    caption = ("Every arm of moe-domains: total parameters and those a token's forward pass uses, and final "
+               f"test loss overall and per domain (mean ± sd over seeds); {plots.seeds_note(groups)}. Step "
+               "times are not here: the training runs shared the machine; moe-speed shows the benchmark's.")
+    return Drawn(fig, table_headline(plots.current(groups)), caption, groups)
 
 
 def table_headline(groups):
-    """'dense-wide has the lowest final test loss (1.972); moe-e4-top2 (1.993) ties with it'. No step
-    times: those in the table come from the training runs, not from a controlled measurement."""
+    """'dense-wide has the lowest final test loss (1.972); moe-e4-top2 (1.993) ties with it'."""
     ranked = sorted(groups, key=lambda g: statistics.fmean(final_losses(g)))
     best = ranked[0]
     rivals = [g for g in ranked[1:] if plots.tied(final_losses(best), final_losses(g))]
     ties = " and ".join(f"{g.label} ({statistics.fmean(final_losses(g)):.3f})" for g in rivals)
     return (f"{best.label} has the lowest final test loss ({statistics.fmean(final_losses(best)):.3f})"
             + (f"; {ties} {'tie' if len(rivals) > 1 else 'ties'} with it" if rivals else ""))
+
+# -----------------------------------------------------------------------------
+# step time: the benchmark's record (python benchmarks/moe_speed.py --record PATH)
+
+
+@part.figure(record="moe_speed")
+def moe_speed(record):
+    configs = record["configs"]
+    dense = next(c for c in configs if c["dispatch"] == "dense")
+    fig, ax = style.figure(height=1.3 + 0.45 * len(configs))
+    for row, config in enumerate(configs):
+        colour = SPEED_COLOURS[config["dispatch"]]
+        rounds = np.array(config["round_medians"]) / np.array(dense["round_medians"])  # rounds alternate
+        ax.barh(row, config["x_dense"], height=0.6, color=colour, alpha=0.35)
+        ax.scatter(rounds, [row] * len(rounds), s=25, color=colour, zorder=3)
+        ax.annotate(f"{config['x_dense']:.2f}×", (max(config["x_dense"], *rounds), row), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=11)
+    ax.axvline(1, color="black", linewidth=1)
+    ax.set_yticks(range(len(configs)), [c["label"] for c in configs])
+    ax.set_ylim(len(configs) - 0.5, -0.5)  # dense on top
+    ax.set_xlim(0, 1.2 * max(max(c["round_medians"]) / min(dense["round_medians"]) for c in configs))
+    ax.set_xlabel("step time / dense's")
+    ax.grid(axis="y", visible=False)
+    caption = (f"Training step time of each configuration over dense's, all measured in one run "
+               f"({record['command']}): the bar is the ratio of the medians over {record['rounds']} "
+               f"alternating rounds of {record['steps']} steps, the dots each round's ratio. "
+               f"{record['threads']} torch thread(s), batch {record['batch_size']}, on {record['data']}: "
+               f"{record['padding']:.0%} of a batch's positions are padding, which the MoE path skips and "
+               "dense computes. A masked reference computes every expert on every routed token, then masks.")
+    return Drawn(fig, speed_headline(configs), caption)
+
+
+SPEED_COLOURS = {"dense": style.GREY, "sparse": style.colour(0), "masked": style.colour(1)}
+
+
+def speed_headline(configs):
+    """'a training step of moe E=4 top-1 takes 1.09× dense's time, moe E=8 top-2 1.21×; computing
+    every expert and masking, 2.31× and 2.52×': each MoE (sparse dispatch, more than one expert)
+    and the masked reference of the same model."""
+    moes = [c for c in configs if c["dispatch"] == "sparse" and c["settings"].get("n_expert", 0) > 1]
+    references = [c for c in configs if c["dispatch"] == "masked"]
+    masked = [next((m for m in references if m["settings"] == moe["settings"]), None) for moe in moes]
+    first, *rest = moes
+    text = f"a training step of {first['label']} takes {first['x_dense']:.2f}× dense's time"
+    text += "".join(f", {moe['label']} {moe['x_dense']:.2f}×" for moe in rest)
+    if all(masked):
+        text += "; computing every expert and masking, " + " and ".join(f"{m['x_dense']:.2f}×"
+                                                                      for m in masked)
+    return text

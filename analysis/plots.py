@@ -4,13 +4,12 @@ their spread over seeds, table figures, and `compare`, the ad-hoc figure of any 
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from analysis import style
-from analysis.index import Figure
 from runs.store import load_recipe_runs, load_run, staleness
 
 # config.json fields that differ between the seeds of one configuration (the seed, and the run
@@ -25,9 +24,10 @@ PER_SEED_FIELDS = ("seed", "run", "argv", "command")
 @dataclass
 class RunGroup:
     name: str  # what sets the configuration apart, e.g. "MLP" or "n-expert=4"
-    runs: list  # results.Run, lowest seed first
+    runs: list  # store.Run, lowest seed first
     stale: str | None  # why these runs are stale, None when current
     colour: str  # the configuration's colour; stale runs are drawn greyed
+    beside_current: bool = False  # stale, and a current group has the same name
 
     @property
     def config(self):
@@ -39,12 +39,14 @@ class RunGroup:
 
     @property
     def label(self):
-        return f"{self.name} (stale)" if self.stale else self.name
+        """The name, with "(stale)" where a current group of the same name needs telling apart; the
+        figure's stale note and its greyed, dashed lines say the rest."""
+        return f"{self.name} (stale)" if self.beside_current else self.name
 
     @property
     def legend(self):
         n = len(self.runs)
-        return f"{self.name} ({'stale, ' if self.stale else ''}{n} seed{'s' if n != 1 else ''})"
+        return f"{self.name} ({'stale, ' if self.beside_current else ''}{n} seed{'s' if n != 1 else ''})"
 
     @property
     def line_colour(self):
@@ -52,7 +54,7 @@ class RunGroup:
 
     def lowest_seed(self):
         """The group cut to its first run: where a figure shows one run's probes."""
-        return RunGroup(self.name, self.runs[:1], self.stale, self.colour)
+        return replace(self, runs=self.runs[:1])
 
 
 def configuration(config):
@@ -72,23 +74,30 @@ def group_runs(runs, label=None):
     stale = [reason for _, reason in buckets]
     names = [label(c) for c in configs] if label else distinguishing_labels(configs, stale)
     colours = {name: style.colour(i) for i, name in enumerate(dict.fromkeys(names))}
-    groups = [RunGroup(name, sorted(members, key=lambda r: r.config["seed"]), reason, colours[name])
+    current_names = {name for name, reason in zip(names, stale) if reason is None}
+    groups = [RunGroup(name, sorted(members, key=lambda r: r.config["seed"]), reason, colours[name],
+                       beside_current=reason is not None and name in current_names)
               for name, reason, members in zip(names, stale, buckets.values())]
     return sorted(groups, key=lambda g: (list(colours).index(g.name), g.stale is not None))
 
 
 def distinguishing_labels(configs, stale):
-    """Each config's label: the variant (when the configs' variants differ), the recipe's arm name
-    (when arms differ: the recipe author's name for that set of flags) and the flags that differ
-    among configs of the same arm; when that and staleness cannot tell two apart, whatever else
-    differs is added."""
+    """Each config's label, from what a reader tells runs apart by: the recipe and the variant (when
+    they differ), the recipe's arm name (when arms differ: the recipe author's name for that set of
+    flags), quick or full (a smoke run beside a result), the step budget (when it differs
+    otherwise), and the flags that differ among configs of the same recipe, arm, quickness and
+    budget (a quick run's shorter evaluation interval is part of being quick, not a difference of
+    its own). When that and staleness cannot tell two apart, whatever else differs is added."""
     labels = []
     for config in configs:
-        parts = [config["variant"]] if differs(configs, lambda c: c["variant"]) else []
-        peers = configs
+        parts = [str(config[key]) for key in ("recipe", "variant") if differs(configs, lambda c: c[key])]
         if config.get("arm") is not None and differs(configs, lambda c: c.get("arm")):
             parts.append(config["arm"])
-            peers = [c for c in configs if c.get("arm") == config["arm"]]
+        if differs(configs, lambda c: bool(c.get("quick"))):
+            parts.append("quick" if config.get("quick") else "full")
+        if differs(alike(configs, config, "quick"), lambda c: c["steps"]):
+            parts.append(f"{config['steps']:,} steps")
+        peers = alike(configs, config, "recipe", "arm", "quick", "steps")
         parts += [f"{name}={config['flags'][name]}" for name in sorted(union_of_flags(peers))
                   if name in config["flags"] and differs(peers, lambda c: c["flags"].get(name))]
         labels.append(parts)
@@ -98,6 +107,11 @@ def distinguishing_labels(configs, stale):
         for parts, fields in zip(labels, rest):
             parts += [f"{k}={short(v)}" for k, v in fields.items() if differs(rest, lambda r: r.get(k))]
     return [" ".join(parts) or config["variant"] for parts, config in zip(labels, configs)]
+
+
+def alike(configs, config, *keys):
+    """The configs that agree with config on every key."""
+    return [c for c in configs if all(c.get(key) == config.get(key) for key in keys)]
 
 
 def differs(items, value):
@@ -248,21 +262,6 @@ def seeds_note(groups):
     return f"{n} seed{'s' if counts != [1] else ''} per configuration"
 
 
-def figure_entry(png, figures_dir, caption, groups):
-    """The index entry of a figure drawn from these groups."""
-    recipes = sorted({g.config["recipe"] for g in groups})
-    return Figure(path=Path(png).relative_to(figures_dir), caption=caption, recipe=", ".join(recipes),
-                  runs=[run.name for g in groups for run in g.runs], stale=stale_reason(groups))
-
-
-def finish(fig, headline, groups, stem):
-    """Title, stale note when any group is stale, and the files: what every figure ends with."""
-    style.title(fig, headline)
-    if stale_reason(groups):
-        style.mark_stale(fig, stale_reason(groups))
-    return style.save(fig, stem)
-
-
 # -----------------------------------------------------------------------------
 # tables drawn as figures (booktabs style: three rules, no vertical lines)
 
@@ -287,6 +286,11 @@ def table_figure(header, rows, widths, align, greyed_rows=()):
     for y, weight in ((0, 1.5), (heights[0], 0.8), (sum(heights), 1.5)):
         ax.axhline(y, color="black", linewidth=weight)
     return fig
+
+
+def stale_rows(groups):
+    """The rows of a table with a row per group that table_figure greys."""
+    return {i for i, g in enumerate(groups) if g.stale}
 
 
 def row_height(row):
@@ -326,14 +330,29 @@ def runs_at(paths):
 
 
 def final_headline(groups):
-    """The ranking of final test losses, and a tie named as one when the seeds cannot separate the
-    first two."""
-    finals = {g.label: [run.metrics[-1]["test_loss"] for run in g.runs] for g in groups}
-    text = ranking([(label, statistics.fmean(values)) for label, values in finals.items()], "final test loss")
-    first, second = sorted(finals.values(), key=statistics.fmean)[:2] if len(finals) > 1 else (None, None)
-    if first and tied(first, second):
-        text += " (the first two tie within the seeds' spread)"
+    """The ranking of the groups' test loss at their last evaluation, like with like: only groups
+    that stop at the same step are ranked (a 200-step run is not worse than a 3,000-step run, only
+    shorter), those that stop last; a tie of the first two is named. Smoke runs say so."""
+    by_step = {}
+    for group in groups:
+        by_step.setdefault(final_step(group), []).append(group)
+    step = max(by_step)
+    losses = {g.label: [metric(run, "test_loss")[step] for run in g.runs] for g in by_step[step]}
+    text = f"at step {step:,}, " + ranking([(label, statistics.fmean(v)) for label, v in losses.items()])
+    ranked = sorted(losses, key=lambda label: statistics.fmean(losses[label]))
+    if len(ranked) > 1 and tied(losses[ranked[0]], losses[ranked[1]]):
+        text += f" ({ranked[0]} and {ranked[1]} tie within the seeds' spread)"
+    if len(by_step) > 1:
+        others = " and ".join(f"{s:,}" for s in sorted(by_step)[:-1])
+        text += f"; the runs that stop at step {others} are drawn, not ranked"
+    if all(run.config.get("quick") for g in groups for run in g.runs):
+        text = "smoke runs (--quick), not results: " + text
     return text
+
+
+def final_step(group):
+    """The last step every run of the group has evaluated (a run in progress may lag its seeds)."""
+    return min(run.metrics[-1]["step"] for run in group.runs)
 
 
 def loss_keys(runs):
@@ -370,5 +389,6 @@ def compare(paths, out_stem):
         longest = max(len(g.legend) for g in groups)
         fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower center",
                    ncols=max(1, min(len(groups), 70 // (longest + 6))))
-    png = finish(fig, final_headline(current(groups)), groups, out_stem)
+    style.title(fig, final_headline(current(groups)), stale_reason(groups))
+    png = style.save(fig, out_stem)
     return [png, png.with_suffix(".svg")]

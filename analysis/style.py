@@ -9,10 +9,13 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display, and no GUI toolkit to import
 import matplotlib.colors as mcolors  # noqa: E402  (after the backend is chosen)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.text import Annotation  # noqa: E402
 
 WIDTH = 7.0  # inches: a blog's text column
 DPI = 150
 TITLE_CHARS = 60  # about what fits on one 14 pt line at WIDTH
+NOTE_SIZE = 11  # points: the stale note under a headline; a 14 pt line of the headline holds it
+NOTE_CHARS = 86  # about what fits on one NOTE_SIZE line at WIDTH
 
 # Okabe & Ito's colour-blind-safe palette, in the order lines use it; yellow last (pale on white)
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -58,22 +61,23 @@ def greyed(colour_, amount=0.6):
     return mcolors.to_hex([c + amount * (g - c) for c, g in zip(rgb, grey)])
 
 
-def title(fig, text):
+def title(fig, text, stale=None):
     """The figure's headline: a sentence, so it starts with a capital (unless it starts with a flag,
-    "n-expert=4 ..."); wrapped into lines of about equal length rather than a full line and a stub."""
+    "n-expert=4 ..."); wrapped into lines of about equal length rather than a full line and a stub.
+    `stale` (why the figure's results are stale) is said in red under the headline, so that a stale
+    figure cannot pass for a current one: the headline keeps blank lines for it, so the layout makes
+    room and the note covers neither data nor legend."""
     if text.split(" ", 1)[0].isalpha():
         text = text[:1].upper() + text[1:]
     n_lines = -(-len(text) // TITLE_CHARS)
     width = -(-len(text) // n_lines)
     while len(lines := textwrap.wrap(text, width)) > n_lines:
         width += 1
-    fig.suptitle("\n".join(lines))
-
-
-def mark_stale(fig, reason):
-    """A red-bordered note under the figure, so that a stale figure cannot pass for a current one."""
-    fig.supxlabel(f"STALE RESULTS: {reason}", color=STALE_RED, fontsize=12,
-                  bbox={"edgecolor": STALE_RED, "facecolor": "white", "boxstyle": "round,pad=0.3"})
+    note = textwrap.wrap(f"Stale results: {stale}", NOTE_CHARS) if stale else []
+    headline = fig.suptitle("\n".join(lines + [""] * len(note)))
+    if note:  # in the blank lines: their bottom edge is the headline's
+        fig.add_artist(Annotation("\n".join(note), xy=(0.5, 0), xycoords=headline, ha="center", va="bottom",
+                                  color=STALE_RED, fontsize=NOTE_SIZE))
 
 
 def save(fig, stem):

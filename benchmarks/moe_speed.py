@@ -31,9 +31,17 @@ numbers are the result.
     python benchmarks/moe_speed.py                  # names.txt from ../shared (else census names), 1 thread
     python benchmarks/moe_speed.py --mixture        # the moe-domains recipe's names + arithmetic + code
     python benchmarks/moe_speed.py --steps 500 --rounds 5 --input a.txt,b.txt
+    python benchmarks/moe_speed.py --record benchmarks/results/moe_speed.json   # also keep the numbers
+
+--record PATH writes the measured numbers as JSON: what was run (the command, the data, the
+settings, the moe variant's code digest, torch), and per configuration its median step time, each
+round's median and the ratios against dense. `python -m analysis` draws part4/moe-speed from
+benchmarks/results/moe_speed.json, marked stale when the moe variant's code has changed since.
 """
 
 import argparse
+import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -49,6 +57,8 @@ sys.path.insert(0, str(ROOT))  # apply.py and runs/, when run as `python benchma
 import apply  # noqa: E402
 from runs import datasets  # noqa: E402
 from runs import load_module  # noqa: E402
+from runs.runner import variant_code  # noqa: E402
+from runs.store import write_json  # noqa: E402
 
 SHARED_NAMES = ROOT.parent / "shared" / "data" / "names.txt"
 # The moe-domains recipe's dataset: about 5,000 items per domain, code lines of 8 to 32 characters.
@@ -163,7 +173,7 @@ def input_files(args, workdir):
             sys.exit(f"moe_speed: no input file {missing[0]!r}")
         return args.input, args.input
     if SHARED_NAMES.is_file():
-        return str(SHARED_NAMES), str(SHARED_NAMES)
+        return str(SHARED_NAMES), "../shared/data/names.txt"
     path = datasets.write_items(datasets.build("names")["names"], Path(workdir) / "names.txt")
     return str(path), "the census first names (runs.datasets names; ../shared/data/names.txt is absent)"
 
@@ -182,10 +192,16 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=3407, help="model initialisation and batch sampler seed")
+    parser.add_argument("--record", type=Path, metavar="PATH",
+                        help="also write the measured numbers as JSON to PATH "
+                             "(e.g. benchmarks/results/moe_speed.json)")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # in order with the progress lines on stderr when both are piped
     if args.steps < 1 or args.rounds < 1 or args.warmup < 0:
         parser.error("--steps and --rounds must be positive, --warmup not negative")
+    if args.record and args.record.is_dir():
+        parser.error(f"--record {args.record}: a folder; name the file to write")
     torch.set_num_threads(args.threads)
     mm = load_module(apply.Project(ROOT).ensure_variant("moe") / "makemore.py")
     with tempfile.TemporaryDirectory(prefix="moe_speed.") as workdir:
@@ -229,6 +245,26 @@ def main(argv=None):
         print(f"{label:>31}  {median[label]:8.2f}  {spread:>15}  {median[label] / dense:6.2f}x  "
               f"{median[label] / dense_real:11.2f}x")
     print(f"\nE=4 top-1 sparse step time is {median['moe E=4 top-1'] / dense:.2f}x dense (target <= 1.5x)")
+    if args.record:
+        write_json(args.record, record(mm, args, argv, described, shares, configs, median, round_medians))
+        print(f"recorded: {args.record}")
+
+
+def record(mm, args, argv, described, shares, configs, median, round_medians):
+    """The measured numbers and what they were measured on, for figures to be drawn from."""
+    dense, dense_real = median["dense"], median["dense, real tokens only"]
+    return {
+        "benchmark": "moe_speed", "command": shlex.join(["python", "benchmarks/moe_speed.py", *argv]),
+        "data": described, "padding": statistics.mean(shares),
+        "model": {key: getattr(mm.ModelConfig, key) for key in ("n_layer", "n_embd", "n_head")},
+        "batch_size": args.batch_size, "threads": args.threads, "seed": args.seed,
+        "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
+        "configs": [{"label": label, "dispatch": dispatch, "settings": settings, "ms_per_step": median[label],
+                     "round_medians": round_medians[label], "x_dense": median[label] / dense,
+                     "x_dense_real": median[label] / dense_real} for label, settings, dispatch in configs],
+        "variant": "moe", "code": variant_code("moe")["code"],  # stale as a run is: when the moe code changes
+        "torch": torch.__version__, "python": platform.python_version(),
+    }
 
 
 if __name__ == "__main__":

@@ -1,25 +1,30 @@
-"""The figures side of the analysis, on synthetic run folders written in the documented format
-(runs/README.md). Synthetic results are for tests only; committed figures come from real runs."""
+"""The figures side of the analysis: the Part driver, the redraw command, grouping, curves and
+compare, on synthetic run folders written by tests/support.py (the committed results format)."""
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.text import Annotation
 
 import apply
+from analysis import __main__ as analysis_main
 from analysis import part3, plots, style
 from analysis.__main__ import main
-from runs.store import ROOT, file_sha256, load_recipe_runs, load_run, read_samples
+from analysis.parts import Drawn, Part, Skip, Sources
+from runs import runner
+from runs.store import ROOT, load_recipe_runs, load_run, read_samples, write_json
+from support import code, run_config, write_run
 
-SPINE_SHA = file_sha256(ROOT / "upstream" / "makemore.py")
 PART3_FIGURES = ["loss-curves", "mlp-vs-transformer", "samples", "attention", "attention-heads", "activations",
                  "gradients", "final-table"]
 STEPS = list(range(0, 1001, 100))
-SPINE_DIGEST = apply.Project(ROOT).code_digest("spine")
 FLOOR = {"bigram": 2.45, "mlp": 2.2, "transformer": 2.05}  # where each type's synthetic test loss levels off
+PARAMS = {"bigram": 729, "mlp": 12_000, "transformer": 200_000}
 
 
 # -----------------------------------------------------------------------------
@@ -31,53 +36,33 @@ def synthetic_losses(model_type, seed):
     return [FLOOR[model_type] + (3.3 - FLOOR[model_type]) * math.exp(-s / 300) + 0.01 * (seed - 2) for s in STEPS]
 
 
-def write_run(recipe_dir, model_type, seed, test_losses=None, step_ms=None, spine_sha=SPINE_SHA, probes=True,
-              domains=()):
-    """A finished run folder of recipe part3-baseline as the runner writes it: one arm per model type."""
-    name = f"{model_type},seed={seed}"
-    directory = Path(recipe_dir) / name
-    directory.mkdir(parents=True)
+def write_part3_run(results_dir, model_type, seed, test_losses=None, step_ms=None, changed=None, probes=True,
+                    recipe=part3.RECIPE, domains=("names",), quick=False):
+    """A finished run of recipe part3-baseline: one arm per model type. changed: see support.run_config."""
     test_losses = test_losses or synthetic_losses(model_type, seed)
     steps = STEPS[:len(test_losses)]
     step_ms = step_ms or [None] + [{"bigram": 1.0, "mlp": 4.0, "transformer": 15.0}[model_type]] * (len(steps) - 1)
     flags = {"eval-interval": 100, "sample-interval": 0, "type": model_type,
              **({"learning-rate": 0.01} if model_type == "bigram" else {})}
-    argv = ["upstream/makemore.py", "-i", "data/cache/names-1a2b3c4d5e6f/names.txt", "-o", str(directory),
-            "--seed", str(seed), "--max-steps", str(steps[-1]), *(f"--{k}={v}" for k, v in flags.items())]
-    config = {"recipe": Path(recipe_dir).name, "run": name, "arm": model_type, "variant": "spine",
-              "file": "upstream/makemore.py", "seed": seed, "steps": steps[-1], "quick": False, "flags": flags,
-              "argv": argv, "command": "python " + " ".join(argv),
-              "dataset": {"builder": "names", "seed": 0, "args": {},
-                          "files": [{"domain": "names", "path": argv[2], "sha256": "ab" * 32}]},
-              "code": {"digest": SPINE_DIGEST if spine_sha == SPINE_SHA else "0" * 64,
-                       "spine": {"path": "upstream/makemore.py", "sha256": spine_sha}, "patches": []},
-              "torch": "2.13.0+cpu", "python": "3.11.2", "threads": 1}
+    config = run_config(recipe, f"{model_type},seed={seed}", arm=model_type, seed=seed, steps=steps[-1],
+                        flags=flags, domains=domains, quick=quick, changed=changed)
     records = []
     for i, (step, loss, ms) in enumerate(zip(steps, test_losses, step_ms)):
         record = {"step": step, "train_loss": loss - 0.1 * i / len(steps), "test_loss": loss,
                   "tokens_per_s": None if ms is None else 6000 / ms, "step_ms": ms}
-        record.update({f"test_loss/{d}": loss + 0.1 * k for k, d in enumerate(domains)})
+        if len(domains) > 1:
+            record.update({f"test_loss/{d}": loss + 0.1 * k for k, d in enumerate(domains)})
         records.append(record)
-    (directory / "config.json").write_text(json.dumps(config, indent=2))
-    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (directory / "samples.txt").write_text(SAMPLES_TXT)
-    counts = {"n": 6, "in_train": 2 + seed % 2, "in_test": 1, "new": 3 - seed % 2}
-    if probes:
-        (directory / "probes.json").write_text(json.dumps({"samples": counts, **synthetic_probes(model_type)}))
-    summary = {"steps": steps[-1], "params": {"bigram": 729, "mlp": 12_000, "transformer": 200_000}[model_type],
-               "final_train_loss": records[-1]["train_loss"], "final_test_loss": test_losses[-1],
-               "best_test_loss": min(test_losses), "best_step": steps[test_losses.index(min(test_losses))],
-               "final_test_loss_by_domain": {}, "best_test_loss_by_domain": {},
-               "tokens_per_s": 6000 / step_ms[-1], "step_ms": step_ms[-1], "wall_s": 10.0,
-               "samples": counts}
-    (directory / "summary.json").write_text(json.dumps(summary))
-    return directory
+    measured = {"parameters": {"total": PARAMS[model_type], "active": PARAMS[model_type]},
+                **(synthetic_probes(model_type) if probes else {})}
+    return write_run(Path(results_dir), config, records, measured, samples=samples_of(seed))
 
 
-# print_samples' format; one new sample is empty (the model stopped at once)
-SAMPLES_TXT = "\n".join(["-" * 80, "2 samples that are in train:", "emma", "ava",
-                         "1 samples that are in test:", "zoe",
-                         "3 samples that are new:", "kaylen", "", "mariah", "-" * 80, ""])
+def samples_of(seed):
+    """Odd seeds have one more sample in the training set and one fewer new one; seed 2 has an
+    empty new sample (the model stopped at once)."""
+    return {"in train": ["emma", "ava", *(["mia"] if seed % 2 else [])], "in test": ["zoe"],
+            "new": ["kaylen", "", *([] if seed % 2 else ["mariah"])]}
 
 
 def causal_maps(n_layers, n_heads, length):
@@ -116,14 +101,47 @@ def synthetic_probes(model_type):
     return probes
 
 
+PATCH_FIXTURES = ROOT / "tests" / "fixtures" / "patches"
+
+
+def project(root, patches):
+    """A project root: the fixture spine, pinned, and a series of the given {name: text} patches."""
+    (root / "upstream").mkdir(parents=True)
+    shutil.copy(PATCH_FIXTURES / "makemore.py", root / "upstream" / "makemore.py")
+    apply.Project(root).pin()
+    (root / "patches").mkdir()
+    for name, text in patches.items():
+        (root / "patches" / name).write_text(text)
+    (root / "patches" / "series").write_text("".join(f"{name}\n" for name in patches))
+    return root
+
+
+@pytest.fixture(scope="module")
+def no_patches(tmp_path_factory):
+    """A project with an empty series: for redraws whose test is not about the patch figures (the
+    lab's own take seconds to draw)."""
+    return project(tmp_path_factory.mktemp("project"), {})
+
+
+def redraw(results_dir, figures_dir, root):
+    return analysis_main.redraw(sources(results_dir), figures_dir, root=root)
+
+
 @pytest.fixture
-def recipe_dir(tmp_path):
-    """part3-baseline with every type trained for seeds 1 to 3."""
-    directory = tmp_path / "results" / part3.RECIPE
+def results(tmp_path):
+    """part3-baseline with every type trained for seeds 1 to 3: the results folder."""
     for model_type in ("bigram", "mlp", "transformer"):
         for seed in (1, 2, 3):
-            write_run(directory, model_type, seed)
-    return directory
+            write_part3_run(tmp_path / "results", model_type, seed)
+    return tmp_path / "results"
+
+
+def sources(results_dir, benchmarks_dir=None):
+    return Sources(Path(results_dir), Path(benchmarks_dir or Path(results_dir) / "no-benchmarks"))
+
+
+def groups_of(results_dir):
+    return plots.group_runs(load_recipe_runs(Path(results_dir) / part3.RECIPE), label=part3.part.label)
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +150,10 @@ def redrawn(tmp_path_factory):
     root = tmp_path_factory.mktemp("redraw")
     for model_type in ("bigram", "mlp", "transformer"):
         for seed in (1, 2, 3):
-            write_run(root / "results" / part3.RECIPE, model_type, seed)
+            write_part3_run(root / "results", model_type, seed)
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "analysis", "--results", str(root / "results"),
-                             "--figures", str(root / "figures")], cwd=ROOT, capture_output=True, text=True)
+                             "--benchmarks", str(root / "benchmarks"), "--figures", str(root / "figures")],
+                            cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
@@ -142,29 +161,55 @@ def redrawn(tmp_path_factory):
 
 
 # -----------------------------------------------------------------------------
+# the support helper writes what the runner would
+
+
+def test_the_support_helper_summarizes_a_run_as_the_runner_does(results):
+    directory = results / part3.RECIPE / "mlp,seed=1"
+    write_json(directory / runner.STATE_FILE, {"wall_s": 10.0})
+    assert runner.summarize(directory) == json.loads((directory / "summary.json").read_text())
+
+
+def test_read_samples_keeps_the_groups_and_empty_samples(results):
+    samples = read_samples(results / part3.RECIPE / "mlp,seed=2")
+    assert samples == {"in train": ["emma", "ava"], "in test": ["zoe"], "new": ["kaylen", "", "mariah"]}
+
+
+# -----------------------------------------------------------------------------
 # grouping and curves
 
 
-def test_runs_that_differ_only_in_seed_form_one_group(recipe_dir):
-    groups = plots.group_runs(load_recipe_runs(recipe_dir))
+def test_runs_that_differ_only_in_seed_form_one_group(results):
+    groups = plots.group_runs(load_recipe_runs(results / part3.RECIPE))
     assert [g.label for g in groups] == ["bigram", "mlp", "transformer"]  # the recipe's arm names
     assert [[r.config["seed"] for r in g.runs] for g in groups] == [[1, 2, 3]] * 3
     assert not any(g.stale for g in groups)
 
 
-def test_labels_name_the_variant_and_the_flags_that_differ(recipe_dir):
-    configs = [load_run(recipe_dir / name).config for name in ("mlp,seed=1", "transformer,seed=1")]
+def test_labels_name_the_variant_and_the_flags_that_differ(results):
+    configs = [load_run(results / part3.RECIPE / run).config for run in ("mlp,seed=1", "transformer,seed=1")]
     moe = json.loads(json.dumps(configs[1]))
     moe.update(variant="moe", flags={**moe["flags"], "n-expert": 4})
     assert plots.distinguishing_labels([*configs, moe], ["", "", ""]) == [
         "spine mlp", "spine transformer", "moe transformer n-expert=4"]
 
 
+def test_labels_tell_quick_from_full_runs_not_by_their_evaluation_interval():
+    def config(arm, quick):
+        steps, interval = (200, 20) if quick else (3000, 250)
+        return run_config("moe-names", f"{arm},seed=1", arm=arm, seed=1, steps=steps, quick=quick,
+                          flags={"eval-interval": interval, "n-expert": 4})
+    configs = [config(arm, quick) for quick in (True, False) for arm in ("moe-e4", "moe-e8")]
+    assert plots.distinguishing_labels(configs, [None] * 4) == [
+        "moe-e4 quick", "moe-e8 quick", "moe-e4 full", "moe-e8 full"]
+    longer = [config("moe-e4", False), {**config("moe-e4", False), "steps": 6000}]
+    assert plots.distinguishing_labels(longer, [None] * 2) == ["3,000 steps", "6,000 steps"]
+
+
 def test_band_is_the_mean_and_range_over_seeds(tmp_path):
-    recipe = tmp_path / "part3-baseline"
     for seed, losses in ((1, [3.3, 2.5, 2.1]), (2, [3.3, 2.7, 2.4]), (3, [3.3, 2.6, 2.0])):
-        write_run(recipe, "mlp", seed, test_losses=losses, step_ms=[None, 10.0, 20.0])
-    [group] = plots.group_runs(load_recipe_runs(recipe))
+        write_part3_run(tmp_path, "mlp", seed, test_losses=losses, step_ms=[None, 10.0, 20.0])
+    [group] = groups_of(tmp_path)
     curve = plots.band(group, "test_loss")
     assert curve.x.tolist() == [0, 100, 200]
     assert curve.mean.tolist() == pytest.approx([3.3, 2.6, 6.5 / 3])
@@ -174,9 +219,9 @@ def test_band_is_the_mean_and_range_over_seeds(tmp_path):
     assert plots.band(group, "test_loss", x="seconds").x.tolist() == pytest.approx([0.0, 1.0, 3.0])
 
 
-def test_stale_runs_are_marked_and_never_averaged_with_current_ones(recipe_dir):
-    write_run(recipe_dir, "mlp", 4, test_losses=[9.0] * len(STEPS), spine_sha="0" * 64)
-    groups = plots.group_runs(load_recipe_runs(recipe_dir))
+def test_stale_runs_are_marked_and_never_averaged_with_current_ones(results):
+    write_part3_run(results, "mlp", 4, test_losses=[9.0] * len(STEPS), changed="spine")
+    groups = plots.group_runs(load_recipe_runs(results / part3.RECIPE))
     current, stale = [g for g in groups if "mlp" in g.label]
     assert (current.label, current.stale) == ("mlp", None)
     assert stale.label == "mlp (stale)" and "spine has changed" in stale.stale
@@ -184,28 +229,117 @@ def test_stale_runs_are_marked_and_never_averaged_with_current_ones(recipe_dir):
     assert plots.band(current, "test_loss").high.max() < 9.0  # the stale run's 9.0 is in no current curve
 
 
-def test_a_figure_with_stale_runs_says_so_in_the_index(tmp_path, capsys):
-    recipe = tmp_path / "results" / part3.RECIPE
+def test_a_stale_group_without_a_current_twin_keeps_its_name(tmp_path):
+    """The figure's stale note says it once; "(stale)" after every name would only lengthen the headline."""
+    for seed in (1, 2):
+        write_part3_run(tmp_path, "mlp", seed, changed="spine")
+    [group] = groups_of(tmp_path)
+    assert group.stale and (group.label, group.legend) == ("MLP", "MLP (2 seeds)")
+
+
+def test_a_figure_with_stale_runs_says_so_in_the_index(tmp_path, capsys, no_patches):
     for seed in (1, 2, 3):
-        write_run(recipe, "mlp", seed, probes=False)
-    write_run(recipe, "mlp", 4, spine_sha="0" * 64, probes=False)
-    figures, _ = part3.draw(recipe.parent, tmp_path / "direct")
-    assert [f.stale for f in figures] == ["the spine has changed since it ran"] * len(figures)
+        write_part3_run(tmp_path / "results", "mlp", seed, probes=False)
+    write_part3_run(tmp_path / "results", "mlp", 4, changed="spine", probes=False)
+    drawing = part3.part.draw(sources(tmp_path / "results"), tmp_path / "direct")
+    assert [f.stale for f in drawing.figures] == ["the spine has changed since it ran"] * len(drawing.figures)
     figures_dir = tmp_path / "figures"
-    assert main(["--results", str(recipe.parent), "--figures", str(figures_dir)]) == 0
+    assert redraw(tmp_path / "results", figures_dir, no_patches) == 0
     lines = (figures_dir / "README.md").read_text().splitlines()
     curves_line = next(line for line in lines if line.startswith("- [part3/loss-curves.png]"))
     assert "STALE: the spine has changed since it ran" in curves_line
     assert "[STALE" in capsys.readouterr().out
 
 
-def test_read_samples_keeps_the_groups_and_empty_samples(recipe_dir):
-    samples = read_samples(recipe_dir / "mlp,seed=1")
-    assert samples == {"in train": ["emma", "ava"], "in test": ["zoe"], "new": ["kaylen", "", "mariah"]}
+# -----------------------------------------------------------------------------
+# the stale note
+
+
+def test_the_stale_note_covers_neither_data_nor_legend_and_leaves_the_headline_alone():
+    headline = "a headline long enough to take two lines at the width of a blog column, or so"
+    drawn = {}
+    for stale in (None, "the code of its patches (01-moe.patch) has changed since it ran"):
+        fig, ax = style.figure(height=3.5)
+        ax.plot([0, 1], [0, 1], label="a line with a legend entry")
+        fig.legend(loc="outside lower center")
+        style.title(fig, headline, stale)
+        fig.canvas.draw()
+        drawn[stale] = fig
+    fig = drawn["the code of its patches (01-moe.patch) has changed since it ran"]
+    [note] = [artist for artist in fig.artists if isinstance(artist, Annotation)]
+    assert note.get_text().replace("\n", " ") == \
+        "Stale results: the code of its patches (01-moe.patch) has changed since it ran"
+    assert note.get_color() == style.STALE_RED
+    renderer = fig.canvas.get_renderer()
+    box = note.get_window_extent(renderer)
+    for other in (fig.axes[0], fig.legends[0]):
+        assert not box.overlaps(other.get_window_extent(renderer)), other
+    assert fig.get_suptitle().strip() == drawn[None].get_suptitle()  # the same headline lines, and no more
 
 
 # -----------------------------------------------------------------------------
-# the commands
+# a Part: figures declared once, drawn by one driver
+
+
+def test_a_part_draws_what_its_figures_return_and_says_what_they_skip(results, tmp_path, capsys):
+    demo = Part("demo", label=part3.part.label)
+
+    @demo.figure(part3.RECIPE)
+    def mlp_curve(groups):
+        mlp = part3.of_type(groups, "mlp")
+        fig, ax = style.figure()
+        plots.draw_band(ax, mlp, "test_loss")
+        return Drawn(fig, "the mlp", "The MLP's test loss.", [mlp])
+
+    @demo.figure(part3.RECIPE)
+    def nothing_yet(groups):
+        return Skip("no such runs")
+
+    @demo.figure("never-trained")
+    def needs_runs(groups):
+        raise AssertionError("not called without runs")
+
+    @demo.figure(record="speed")
+    def speed(record):
+        fig, _ = style.figure()
+        return Drawn(fig, f"{record['ratio']}x", "From a record.")
+
+    drawing = demo.draw(sources(results, tmp_path / "benchmarks"), tmp_path / "figures")
+    assert [str(f.path) for f in drawing.figures] == ["demo/mlp-curve.png"]
+    assert (tmp_path / "figures" / "demo" / "mlp-curve.svg").is_file()
+    [figure] = drawing.figures
+    assert (figure.recipe, figure.stale) == ("part3-baseline", None)
+    assert figure.runs == ["mlp,seed=1", "mlp,seed=2", "mlp,seed=3"]
+    assert drawing.missing == ["never-trained"]
+    assert [what for what, _ in drawing.skipped] == ["demo/nothing-yet", "demo/speed"]
+    out = capsys.readouterr().out
+    assert "demo: nothing-yet not drawn: no such runs" in out
+    assert "demo: speed not drawn: no benchmark record " in out and "benchmarks/speed.py --record" in out
+
+    record = tmp_path / "benchmarks" / "speed.json"
+    write_json(record, {"ratio": 1.5, "variant": "spine", "code": code("spine")})
+    [_, drawn] = demo.draw(sources(results, record.parent), tmp_path / "again").figures
+    assert (str(drawn.path), drawn.recipe, drawn.stale) == ("demo/speed.png", None, None)
+    assert drawn.source == str(record)
+    write_json(record, {"ratio": 1.5, "variant": "spine", "code": code("spine", changed="spine")})
+    [_, drawn] = demo.draw(sources(results, record.parent), tmp_path / "stale").figures
+    assert drawn.stale == "the spine has changed since it ran"
+
+
+def test_missing_probes_skip_only_the_probe_figures(tmp_path, capsys):
+    for model_type in ("bigram", "mlp", "transformer"):
+        write_part3_run(tmp_path, model_type, 1, probes=False)
+    drawing = part3.part.draw(sources(tmp_path), tmp_path / "figures")
+    assert drawing.missing == []
+    assert [f.path.stem for f in drawing.figures] == [
+        "loss-curves", "mlp-vs-transformer", "samples", "final-table"]
+    assert "attention not drawn: transformer,seed=1 has no 'attention' probe" in capsys.readouterr().out
+    assert ("part3/activations", "mlp,seed=1 has no 'activations' probe; "
+                                 "transformer,seed=1 has no 'activations' probe") in drawing.skipped
+
+
+# -----------------------------------------------------------------------------
+# the redraw command
 
 
 def test_redraw_draws_every_part3_figure_and_indexes_it(redrawn):
@@ -219,18 +353,24 @@ def test_redraw_draws_every_part3_figure_and_indexes_it(redrawn):
         assert f"- [part3/{name}.png](part3/{name}.png): " in index
     assert "recipe `part3-baseline`, runs: bigram,seed=1, bigram,seed=2, bigram,seed=3, mlp,seed=1" in index
     assert "STALE" not in index and "`part3-baseline` has no finished results" not in index
+    assert "- `part4/moe-speed`: no benchmark record " in index
 
 
 def test_redraw_is_byte_identical(redrawn, tmp_path):
     """Lines and bands, heatmaps (embedded images) and text tables: one figure of each, drawn again."""
     root, _, _ = redrawn
-    groups = part3.model_groups(load_recipe_runs(root / "results" / part3.RECIPE))
+    groups = groups_of(root / "results")
     for draw_figure in (part3.loss_curves, part3.attention, part3.samples):
-        draw_figure(groups, tmp_path)
-    for name in ("loss-curves", "attention", "samples"):
+        stem = draw_figure.__name__.replace("_", "-")
+        analysis_parts_save(draw_figure(groups), tmp_path / stem)
         for suffix in (".png", ".svg"):
-            assert (tmp_path / "part3" / (name + suffix)).read_bytes() == \
-                   (root / "figures" / "part3" / (name + suffix)).read_bytes(), name + suffix
+            assert (tmp_path / (stem + suffix)).read_bytes() == \
+                   (root / "figures" / "part3" / (stem + suffix)).read_bytes(), stem + suffix
+
+
+def analysis_parts_save(drawn, stem):
+    from analysis.parts import save
+    return save(drawn, stem)
 
 
 def test_save_is_deterministic(tmp_path):
@@ -246,8 +386,8 @@ def test_save_is_deterministic(tmp_path):
     assert b"<dc:date>" not in (tmp_path / "a.svg").read_bytes()
 
 
-def test_a_recipe_without_results_is_listed_as_not_drawn(tmp_path, capsys):
-    assert main(["--results", str(tmp_path / "empty"), "--figures", str(tmp_path / "figures")]) == 0
+def test_a_recipe_without_results_is_listed_as_not_drawn(tmp_path, capsys, no_patches):
+    assert redraw(tmp_path / "empty", tmp_path / "figures", no_patches) == 0
     index = (tmp_path / "figures" / "README.md").read_text()
     assert "## Not drawn yet" in index
     assert "`part3-baseline` has no finished results: run `python -m runs part3-baseline`" in index
@@ -255,23 +395,103 @@ def test_a_recipe_without_results_is_listed_as_not_drawn(tmp_path, capsys):
     assert "python -m runs part3-baseline" in capsys.readouterr().out
 
 
-def test_missing_probes_skip_only_the_probe_figures(tmp_path, capsys):
-    recipe = tmp_path / "results" / part3.RECIPE
-    for model_type in ("bigram", "mlp", "transformer"):
-        write_run(recipe, model_type, 1, probes=False)
-    figures, missing = part3.draw(tmp_path / "results", tmp_path / "figures")
-    assert missing == []
-    assert [f.path.stem for f in figures] == ["loss-curves", "mlp-vs-transformer", "samples", "final-table"]
-    assert "attention not drawn: transformer,seed=1 has no 'attention' probe" in capsys.readouterr().out
+def test_a_redraw_replaces_its_figures_and_keeps_notes_written_by_hand(results, tmp_path, no_patches):
+    figures_dir = tmp_path / "figures"
+    for path in ("part3/README.md", "part3/gone.png", "part3/gone.svg", "patches/07/a.html", "other/x.png"):
+        (figures_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (figures_dir / path).write_text("old")
+    assert redraw(results, figures_dir, no_patches) == 0
+    assert (figures_dir / "part3" / "README.md").read_text() == "old"  # a post's findings, written by hand
+    assert (figures_dir / "other" / "x.png").read_text() == "old"  # no part's folder: not the redraw's
+    assert not any((figures_dir / "part3" / gone).exists() for gone in ("gone.png", "gone.svg"))
+    assert not (figures_dir / "patches" / "07").exists()
+    assert (figures_dir / "part3" / "loss-curves.png").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_a_redraw_that_fails_changes_nothing(results, tmp_path, monkeypatch, no_patches):
+    figures_dir = tmp_path / "figures"
+    assert redraw(results, figures_dir, no_patches) == 0
+    before = {p: p.read_bytes() for p in figures_dir.rglob("*") if p.is_file()}
+    broken = Part("part3", label=part3.part.label)
+
+    @broken.figure(part3.RECIPE)
+    def loss_curves(groups):
+        fig, _ = style.figure()
+        return Drawn(fig, "drawn, but not kept", "", groups)
+
+    @broken.figure(part3.RECIPE)
+    def fails(groups):
+        raise RuntimeError("a bug in a figure function")
+
+    monkeypatch.setattr(analysis_main, "PARTS", [broken])
+    with pytest.raises(RuntimeError):
+        redraw(results, figures_dir, no_patches)
+    assert {p: p.read_bytes() for p in figures_dir.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def broken_series(root):
+    """A project whose only patch no longer applies: its removed line is not in the spine."""
+    patch = (PATCH_FIXTURES / "01-scale.patch").read_text()
+    patch = patch.replace("-        self.scale = 1", "-        self.scale = 3")
+    return project(root, {"01-scale.patch": patch})
+
+
+def test_a_series_that_does_not_apply_is_one_line_and_the_results_are_still_drawn(results, tmp_path, capsys):
+    figures_dir = tmp_path / "figures"
+    (figures_dir / "patches" / "01-scale").mkdir(parents=True)
+    (figures_dir / "patches" / "01-scale" / "patch.html").write_text("the last good drawing")
+    code_ = analysis_main.redraw(sources(results), figures_dir, root=broken_series(tmp_path / "project"))
+    assert code_ == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: patch figures not drawn: ")
+    assert "01-scale.patch" in err
+    assert (figures_dir / "part3" / "loss-curves.png").is_file()  # results that need no patch
+    assert (figures_dir / "patches" / "01-scale" / "patch.html").read_text() == "the last good drawing"
+    index = (figures_dir / "README.md").read_text()
+    assert "- `patches`: not redrawn, the files there are older: " in index
+
+
+def test_the_diffs_command_redraws_only_the_patch_figures_all_or_nothing(tmp_path, capsys):
+    figures_dir = tmp_path / "figures"
+    (figures_dir / "patches").mkdir(parents=True)
+    (figures_dir / "patches" / "gone.html").write_text("old")
+    (figures_dir / "README.md").write_text("the index")
+    assert analysis_main.redraw_patches(figures_dir, root=broken_series(tmp_path / "broken")) == 1
+    assert capsys.readouterr().err.count("\n") == 1
+    assert (figures_dir / "patches" / "gone.html").read_text() == "old"
+    good = project(tmp_path / "good", {"01-scale.patch": (PATCH_FIXTURES / "01-scale.patch").read_text()})
+    assert analysis_main.redraw_patches(figures_dir, root=good) == 0
+    assert (figures_dir / "patches" / "01-scale" / "hunk-1.png").is_file()
+    assert not (figures_dir / "patches" / "gone.html").exists()
+    assert (figures_dir / "README.md").read_text() == "the index"  # left as is
 
 
 def test_compare_on_a_recipe_dir_writes_png_and_svg(tmp_path, capsys):
     for seed in (1, 2):
-        write_run(tmp_path / "recipe", "mlp", seed, domains=("names", "sums"))
-    write_run(tmp_path / "recipe", "transformer", 1, domains=("names", "sums"))
+        write_part3_run(tmp_path, "mlp", seed, recipe="recipe", domains=("names", "sums"))
+    write_part3_run(tmp_path, "transformer", 1, recipe="recipe", domains=("names", "sums"))
     assert main(["compare", str(tmp_path / "recipe"), "-o", str(tmp_path / "out" / "cmp")]) == 0
     assert (tmp_path / "out" / "cmp.png").is_file() and (tmp_path / "out" / "cmp.svg").is_file()
     assert capsys.readouterr().out.split() == [str(tmp_path / "out" / "cmp.png"), str(tmp_path / "out" / "cmp.svg")]
+
+
+def test_compare_ranks_only_runs_that_stop_at_the_same_step_and_names_a_tie(tmp_path):
+    for seed in (1, 2, 3):
+        write_part3_run(tmp_path / "full", "mlp", seed, recipe="r")
+        write_part3_run(tmp_path / "full", "transformer", seed, recipe="r",
+                        test_losses=[loss + 0.001 for loss in synthetic_losses("mlp", seed)])
+        write_part3_run(tmp_path / "quick", "bigram", seed, recipe="r", test_losses=[3.3, 1.0, 0.9],
+                        quick=True)
+    groups = plots.group_runs(plots.runs_at([tmp_path / "full" / "r", tmp_path / "quick" / "r"]))
+    headline = plots.final_headline(groups)
+    # the quick bigram's 0.9 at step 200 is lower, but not comparable with step 1,000
+    assert headline.startswith("at step 1,000, mlp full reaches 2.24 test loss; transformer full 2.24 "
+                               "(mlp full and transformer full tie within the seeds' spread)")
+    assert headline.endswith("; the runs that stop at step 200 are drawn, not ranked")
+    quick = [g for g in groups if g.config["quick"]]
+    assert plots.final_headline(quick).startswith("smoke runs (--quick), not results: at step 200, bigram")
 
 
 def test_compare_on_a_bad_path_is_a_one_line_error(tmp_path):
@@ -293,5 +513,6 @@ def test_index_captions_are_literal_markdown(tmp_path):
 
     figure = Figure(path=Path("patches/01-x/hunk-1.html"), caption="hunk 1: Block.__init__ (+2 *new*)",
                     source="patches/01-x.patch")
-    text = write_index([figure], tmp_path, missing=[]).read_text()
+    text = write_index([figure], tmp_path, skipped=[("part9/x", "no *runs*")]).read_text()
     assert r"Block.\_\_init\_\_ (+2 \*new\*)" in text
+    assert r"- `part9/x`: no \*runs\*" in text

@@ -1,24 +1,24 @@
-"""Part 4's figures (a mixture of experts) on synthetic run folders written in the documented format
-(runs/README.md): the routing statistics they rest on, and the drawing of every figure. Synthetic
-results are for tests only; committed figures come from real runs."""
+"""Part 4's figures (a mixture of experts) on synthetic run folders written by tests/support.py
+(the committed results format): the routing statistics they rest on, the drawing of every figure,
+and the benchmark record the step-time figure is drawn from."""
 
 import contextlib
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import apply
 from analysis import __main__ as analysis_main
 from analysis import part4, plots
-from runs.store import ROOT, file_sha256, load_recipe_runs
+from analysis.parts import Sources, save
+from runs.store import ROOT, load_recipe_runs, load_run, write_json
+from support import code, run_config, write_run
 
-SPINE_SHA = file_sha256(ROOT / "upstream" / "makemore.py")
-PATCH_SHA = file_sha256(ROOT / "patches" / "01-moe.patch")
-MOE_DIGEST = apply.Project(ROOT).code_digest("moe")
 STEPS = (0, 250, 500)
 N_LAYERS = 4
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -37,9 +37,9 @@ COLLAPSE = {"moe-e4-none": 4.0, "moe-e4-bias": 1.0}  # how fast an arm's load pi
 # fixture runs
 
 
-def routing_metrics(collapse, n_expert, step, domains):
-    """A record's moe/l<l>/... keys: load drifting onto expert 1 at the rate `collapse`, faster in
-    later layers, and domain d's tokens preferring expert d."""
+def routing_metrics(collapse, n_expert, step):
+    """A record's moe/l<L>/... keys, those the patch logs at each evaluation: load drifting onto
+    expert 1 at the rate `collapse`, faster in later layers."""
     record = {}
     for layer in range(N_LAYERS):
         skew = collapse * step / STEPS[-1] * (layer + 1) / N_LAYERS
@@ -47,51 +47,40 @@ def routing_metrics(collapse, n_expert, step, domains):
         share = weights / weights.sum()
         prefix = f"moe/l{layer}/"
         record.update({f"{prefix}load/e{e}": float(share[e]) for e in range(n_expert)})
-        record.update({f"{prefix}cv": float(share.std() / share.mean()), f"{prefix}maxvio": float(share.max() * n_expert - 1),
-                       f"{prefix}dead": float((share < 0.01).sum()), f"{prefix}token_entropy": 0.9 - 0.4 * step / 1000,
-                       f"{prefix}mean_entropy": 1.0 - skew / 10, f"{prefix}aux_loss": 1.0, f"{prefix}z_loss": 2.0,
-                       f"{prefix}drop_rate": 0.0})
-        if len(domains) > 1:
-            record.update({f"{prefix}tokens/{d}/e{e}": 100.0 * (1 + 3 * (e == i % n_expert) * layer / N_LAYERS)
-                           for i, d in enumerate(domains) for e in range(n_expert)})
+        record.update({f"{prefix}maxvio": float(share.max() * n_expert - 1),
+                       f"{prefix}dead": float((share < 0.01).sum()), f"{prefix}drop_rate": 0.0,
+                       f"{prefix}token_entropy": 0.9 - 0.4 * step / 1000,
+                       f"{prefix}mean_entropy": 1.0 - skew / 10})
     return record
 
 
-def names_routing(n_expert):
-    """probes.json's routing of a names model: the start token all to expert 1, vowels mostly to
-    expert 2, everything else spread evenly; 8 positions."""
+def routing_probe(n_expert, domains=("names",)):
+    """probes.json's routing of the best model: the start token all to expert 1, vowels mostly to
+    expert 2, everything else spread evenly, 8 positions; domain d's tokens prefer expert d, the more
+    the later the layer."""
     vocab = ["<start/stop>", *LETTERS]
 
     def by_input(e):
         return [30 * (e == 0) if i == 0 else (20 if e == 1 else 5) if char in "aeiouy" else 10
                 for i, char in enumerate(vocab)]
 
-    layer = {"by_input": [by_input(e) for e in range(n_expert)],
-             "by_target": [[12] + [10] * len(LETTERS) for _ in range(n_expert)],
-             "by_position": [[30 * (e == 0), 8, 7, 6, 5, 4, 3, 2] for e in range(n_expert)],
-             "by_domain": [[sum(by_input(e))] for e in range(n_expert)]}
-    return {"tokens": vocab, "domains": ["names"], "layers": [layer] * N_LAYERS}
+    def layer(index):
+        return {"by_input": [by_input(e) for e in range(n_expert)],
+                "by_target": [[12] + [10] * len(LETTERS) for _ in range(n_expert)],
+                "by_position": [[30 * (e == 0), 8, 7, 6, 5, 4, 3, 2] for e in range(n_expert)],
+                "by_domain": [[round(100 * (1 + 3 * (e == d % n_expert) * index / N_LAYERS))
+                               for d in range(len(domains))] for e in range(n_expert)]}
+
+    return {"tokens": vocab, "domains": list(domains), "layers": [layer(i) for i in range(N_LAYERS)]}
 
 
-def write_moe_run(results_dir, recipe, arm, flags, seed, final_loss=None, collapse=None, patch_sha=PATCH_SHA):
-    """A finished run folder of a moe recipe as the runner writes it. Seeds 1, 2, 3 end 0.005 below,
-    on and above the arm's final loss, and their load piles up 5% slower, as fast, 5% faster."""
-    name = f"{arm},seed={seed}"
-    directory = Path(results_dir) / recipe / name
-    directory.mkdir(parents=True)
+def write_moe_run(results_dir, recipe, arm, flags, seed, final_loss=None, collapse=None, changed=None):
+    """A finished run of a moe recipe. Seeds 1, 2, 3 end 0.005 below, on and above the arm's final
+    loss, and their load piles up 5% slower, as fast, 5% faster."""
     domains = ("arithmetic", "code", "names") if recipe == part4.DOMAINS else ("names",)
-    run_flags = {"eval-interval": 250, "sample-interval": 0, **flags}
-    argv = ["variants/moe/makemore.py", "-i", ",".join(f"data/{d}.txt" for d in domains), "-o", str(directory),
-            "--seed", str(seed), "--max-steps", str(STEPS[-1]), *(f"--{k}={v}" for k, v in run_flags.items())]
-    config = {"recipe": recipe, "run": name, "arm": arm, "variant": "moe", "file": "variants/moe/makemore.py",
-              "seed": seed, "steps": STEPS[-1], "quick": False, "flags": run_flags, "argv": argv,
-              "command": "python " + " ".join(argv),
-              "dataset": {"builder": "mixture", "seed": 0, "args": {},
-                          "files": [{"domain": d, "path": f"data/{d}.txt", "sha256": "ab" * 32} for d in domains]},
-              "code": {"digest": MOE_DIGEST if patch_sha == PATCH_SHA else "0" * 64,
-                       "spine": {"path": "upstream/makemore.py", "sha256": SPINE_SHA},
-                       "patches": [{"name": "01-moe.patch", "sha256": patch_sha}]},
-              "torch": "2.13.0+cpu", "python": "3.11.7", "threads": 1}
+    config = run_config(recipe, f"{arm},seed={seed}", arm=arm, seed=seed, steps=STEPS[-1], variant="moe",
+                        flags={"eval-interval": 250, "sample-interval": 0, **flags}, domains=domains,
+                        changed=changed)
     n_expert = flags.get("n-expert", 0)
     records = []
     for step in STEPS:
@@ -103,19 +92,12 @@ def write_moe_run(results_dir, recipe, arm, flags, seed, final_loss=None, collap
             record.update({f"test_loss/{d}": loss + 0.5 * (k - 1) for k, d in enumerate(domains)})
         if n_expert:
             rate = (collapse or COLLAPSE.get(arm, 0.3)) * (1 + 0.05 * (seed - 2))
-            record.update(routing_metrics(rate, n_expert, step, domains))
+            record.update(routing_metrics(rate, n_expert, step))
         records.append(record)
-    (directory / "config.json").write_text(json.dumps(config, indent=2))
-    (directory / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    probes = {"samples": {"n": 10, "in_train": 2, "in_test": 1, "new": 7},
-              "parameters": {"total": 200_000 * max(n_expert, 1), "active": 200_000}}
+    probes = {"parameters": {"total": 200_000 * max(n_expert, 1), "active": 200_000}}
     if n_expert:
-        probes["routing"] = names_routing(n_expert)
-    (directory / "probes.json").write_text(json.dumps(probes))
-    summary = {"steps": STEPS[-1], "params": probes["parameters"]["total"], "final_test_loss": records[-1]["test_loss"],
-               "best_test_loss": records[-1]["test_loss"], "best_step": STEPS[-1], "step_ms": records[-1]["step_ms"]}
-    (directory / "summary.json").write_text(json.dumps(summary))
-    return directory
+        probes["routing"] = routing_probe(n_expert, domains)
+    return write_run(Path(results_dir), config, records, probes)
 
 
 def write_recipes(results_dir, domain_arms=DOMAIN_ARMS, names_arms=NAMES_ARMS):
@@ -125,20 +107,42 @@ def write_recipes(results_dir, domain_arms=DOMAIN_ARMS, names_arms=NAMES_ARMS):
                 write_moe_run(results_dir, recipe, arm, flags, seed)
 
 
-PART4_FIGURES = ["domain-loss", "expert-domain", "nmi-by-arm", "load-over-training", "balance-over-training",
-                 "routing-entropy", "table", "names-loss", "expert-characters"]
+def speed_record(x_dense=(1.0, 0.8, 1.1, 1.2, 2.3, 2.5), changed=None):
+    """A benchmark record as `benchmarks/moe_speed.py --record` writes it, with these ratios to dense
+    (dense, dense on real tokens, the two MoEs, their masked references) and two rounds each."""
+    moe4 = {"n_expert": 4, "expert_hidden": 256}
+    moe8 = {"n_expert": 8, "expert_top_k": 2, "expert_hidden": 128}
+    configs = [("dense", "dense", {"n_expert": 0}), ("dense, real tokens only", "sparse", {"n_expert": 1}),
+               ("moe E=4 top-1", "sparse", moe4), ("moe E=8 top-2", "sparse", moe8),
+               ("moe E=4 top-1, masked reference", "masked", moe4),
+               ("moe E=8 top-2, masked reference", "masked", moe8)]
+    return {"benchmark": "moe_speed", "command": "python benchmarks/moe_speed.py --record r.json",
+            "data": "../shared/data/names.txt", "padding": 0.55,
+            "model": {"n_layer": 4, "n_embd": 64, "n_head": 4},
+            "batch_size": 32, "threads": 1, "seed": 3407, "steps": 200, "warmup": 20, "rounds": 2,
+            "configs": [{"label": label, "dispatch": dispatch, "settings": settings, "ms_per_step": 10 * x,
+                         "round_medians": [10 * x * 0.98, 10 * x * 1.02], "x_dense": x,
+                         "x_dense_real": x / x_dense[1]}
+                        for (label, dispatch, settings), x in zip(configs, x_dense)],
+            "variant": "moe", "code": code("moe", changed), "torch": "2.13.0+cpu", "python": "3.11.7"}
+
+
+PART4_FIGURES = ["domain-loss", "names-loss", "expert-domain", "nmi-by-arm", "expert-characters",
+                 "load-over-training", "balance-over-training", "routing-entropy", "table", "moe-speed"]
 
 
 @pytest.fixture(scope="module")
 def redrawn(tmp_path_factory):
-    """`python -m analysis` once over both recipes, the patch figures left out (tested elsewhere):
-    (the results and figures folders, stdout)."""
+    """`python -m analysis` once over both recipes and a benchmark record, the patch figures left out
+    (tested elsewhere): (the results and figures folders, stdout)."""
     root = tmp_path_factory.mktemp("part4")
     write_recipes(root / "results")
+    write_json(root / "benchmarks" / "moe_speed.json", speed_record())
     output = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(output):
-        patch.setattr(analysis_main, "draw_patches", lambda figures_dir: [])
-        assert analysis_main.main(["--results", str(root / "results"), "--figures", str(root / "figures")]) == 0
+        patch.setattr(analysis_main, "draw_patches", lambda figures_dir, root: ([], None))
+        assert analysis_main.main(["--results", str(root / "results"), "--benchmarks",
+                                   str(root / "benchmarks"), "--figures", str(root / "figures")]) == 0
     return root, output.getvalue()
 
 
@@ -182,22 +186,30 @@ def test_character_classes():
 
 
 def test_character_counts_add_the_first_letter_and_the_end_as_overlapping_columns():
-    counts, n_classes, columns = part4.character_counts(names_routing(4))
+    counts, n_classes, columns = part4.character_counts(routing_probe(4))
     assert (n_classes, columns) == (3, ["start", "vowel", "consonant", "1st letter", "→ end"])
     layer = counts[0]
     assert layer[:, 0].tolist() == [30, 0, 0, 0]  # the start token, all to expert 1
     assert layer[:, 3].tolist() == [8] * 4  # position 1
     assert layer[:, 4].tolist() == [12] * 4  # target 0
-    assert layer[:, :3].sum() == sum(sum(row) for row in names_routing(4)["layers"][0]["by_input"])
+    assert layer[:, :3].sum() == sum(sum(row) for row in routing_probe(4)["layers"][0]["by_input"])
 
 
-def test_step_time_ratio_skips_step_0_and_averages_over_evaluations_and_seeds(tmp_path):
-    for seed in (1, 2):
-        write_moe_run(tmp_path, part4.DOMAINS, "dense", {}, seed)  # 11 and 12 ms a step
-        write_moe_run(tmp_path, part4.DOMAINS, "moe-e4", {"n-expert": 4}, seed)  # 15 and 16 ms
-    dense, moe = plots.group_runs(load_recipe_runs(tmp_path / part4.DOMAINS), label=lambda c: c["arm"])
-    assert part4.mean_step_ms(dense.runs[0]) == pytest.approx(11.0)  # step 0 has no step time
-    assert part4.step_time_ratio(moe, dense) == pytest.approx(15.5 / 11.5)
+def test_moe_layers_are_the_layers_the_routing_probe_counted(tmp_path):
+    moe = load_run(write_moe_run(tmp_path, part4.DOMAINS, "moe-e4", {"n-expert": 4}, 1))
+    dense = load_run(write_moe_run(tmp_path, part4.DOMAINS, "dense", {}, 1))
+    assert list(part4.moe_layers(moe)) == list(range(N_LAYERS))
+    assert list(part4.moe_layers(dense)) == []  # no routing probe: no layer routes
+
+
+def test_expert_domain_counts_come_from_the_best_models_probe(tmp_path):
+    run = load_run(write_moe_run(tmp_path, part4.DOMAINS, "moe-e4", {"n-expert": 4}, 1))
+    assert not any("/tokens/" in key for record in run.metrics for key in record)  # the metrics count none
+    counts = part4.domain_counts(run)
+    assert [c.tolist() for c in counts] == [layer["by_domain"] for layer in run.probes["routing"]["layers"]]
+    assert counts[0].shape == (4, 3)  # experts x routing.domains
+    assert part4.nmi(counts[0]) == pytest.approx(0.0)  # layer 1 of the fixture: every domain spread alike
+    assert part4.nmi(counts[3]) > part4.nmi(counts[1]) > 0
 
 
 # -----------------------------------------------------------------------------
@@ -251,31 +263,96 @@ def test_redraw_draws_every_part4_figure_and_indexes_it(redrawn):
 
 def test_redraw_is_byte_identical(redrawn, tmp_path):
     root, _ = redrawn
-    part4.expert_domain(groups_of(root / "results"), tmp_path)
-    for suffix in (".png", ".svg"):
-        assert (tmp_path / "part4" / f"expert-domain{suffix}").read_bytes() == \
-               (root / "figures" / "part4" / f"expert-domain{suffix}").read_bytes()
+    save(part4.expert_domain(groups_of(root / "results")), tmp_path / "expert-domain")
+    save(part4.moe_speed(speed_record()), tmp_path / "moe-speed")
+    for name in ("expert-domain", "moe-speed"):
+        for suffix in (".png", ".svg"):
+            assert (tmp_path / f"{name}{suffix}").read_bytes() == \
+                   (root / "figures" / "part4" / f"{name}{suffix}").read_bytes(), name + suffix
+
+
+def sources(results_dir, benchmarks_dir=None):
+    return Sources(Path(results_dir), Path(benchmarks_dir or Path(results_dir) / "no-benchmarks"))
 
 
 def test_recipes_without_results_are_listed_as_missing(tmp_path):
-    assert part4.draw(tmp_path / "nothing", tmp_path / "figures") == ([], [part4.DOMAINS, part4.NAMES])
+    drawing = part4.part.draw(sources(tmp_path / "nothing"), tmp_path / "figures")
+    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS, part4.NAMES])
 
 
 def test_a_missing_arm_is_said_and_its_figures_not_drawn(tmp_path, capsys):
     write_recipes(tmp_path / "results", domain_arms={}, names_arms={"moe-e8": {"n-expert": 8}})
-    assert part4.draw(tmp_path / "results", tmp_path / "figures") == ([], [part4.DOMAINS])
+    drawing = part4.part.draw(sources(tmp_path / "results"), tmp_path / "figures")
+    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS])
     out = capsys.readouterr().out
     assert "part4: names-loss not drawn: no dense baseline to compare with" in out
     assert "part4: expert-characters not drawn: no moe-e4 runs" in out
 
 
+PATCH_CHANGED = "the code of its patches (01-moe.patch) has changed since it ran"
+
+
 def test_stale_runs_are_drawn_apart_and_marked(tmp_path):
     write_recipes(tmp_path / "results", names_arms={})
-    write_moe_run(tmp_path / "results", part4.DOMAINS, "moe-e4", {"n-expert": 4}, 4, patch_sha="0" * 64)
+    write_moe_run(tmp_path / "results", part4.DOMAINS, "moe-e4", {"n-expert": 4}, 4, changed="patches")
     groups = groups_of(tmp_path / "results")
     current, stale = part4.of_arms(groups, ["moe-e4"])
     assert (current.stale, [r.config["seed"] for r in current.runs]) == (None, [1, 2, 3])
     assert stale.label == "moe-e4 (stale)" and [r.config["seed"] for r in stale.runs] == [4]
     assert part4.of_arm(groups, "moe-e4") is current  # one-seed figures show current runs
-    [figure] = part4.domain_loss(groups, tmp_path / "figures")
-    assert figure.stale == "the code of its patches (01-moe.patch) has changed since it ran"
+    drawn = part4.domain_loss(groups)
+    assert plots.stale_reason(drawn.groups) == PATCH_CHANGED
+    assert "(stale)" not in drawn.headline  # the headline speaks for current runs only
+
+
+def test_the_table_has_no_step_times(redrawn):
+    """Step times of training runs on a shared machine would mislead in a figure seen alone."""
+    root, _ = redrawn
+    drawn = part4.table(groups_of(root / "results"))
+    cells = [text.get_text() for text in drawn.fig.axes[0].texts]
+    assert cells[:3] == ["arm", "parameters\ntotal / active", "test loss\nall"]
+    assert not any("step" in cell or "×" in cell for cell in cells)
+
+
+# -----------------------------------------------------------------------------
+# the step-time figure, from the benchmark's record
+
+
+def test_moe_speed_draws_the_ratios_of_the_record():
+    drawn = part4.moe_speed(speed_record())
+    assert drawn.headline == ("a training step of moe E=4 top-1 takes 1.10× dense's time, "
+                              "moe E=8 top-2 1.20×; computing every expert and masking, 2.30× and 2.50×")
+    [ax] = drawn.fig.axes
+    assert [bar.get_width() for bar in ax.patches] == [1.0, 0.8, 1.1, 1.2, 2.3, 2.5]
+    assert [tick.get_text() for tick in ax.get_yticklabels()][2] == "moe E=4 top-1"
+
+
+def test_moe_speed_is_skipped_without_a_record_and_stale_when_the_moe_code_changed(tmp_path, capsys):
+    record = tmp_path / "benchmarks" / "moe_speed.json"
+    drawing = part4.part.draw(sources(tmp_path / "results", record.parent), tmp_path / "figures")
+    assert drawing.skipped == [("part4/moe-speed", f"no benchmark record {record}: "
+                                                   f"run `python benchmarks/moe_speed.py --record {record}`")]
+    write_json(record, speed_record(changed="patches"))
+    [figure] = part4.part.draw(sources(tmp_path / "results", record.parent), tmp_path / "figures").figures
+    assert (str(figure.path), figure.stale) == ("part4/moe-speed.png", PATCH_CHANGED)
+
+
+def test_the_benchmark_records_what_it_measured(tmp_path, names_file):
+    """A smoke run (a few steps: the numbers mean nothing) that writes the record the figure reads."""
+    record_path = tmp_path / "benchmarks" / "moe_speed.json"
+    result = subprocess.run([sys.executable, "benchmarks/moe_speed.py", "--input", str(names_file),
+                             "--steps", "2", "--warmup", "0", "--rounds", "2", "--record", str(record_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(record_path.read_text())
+    assert [c["label"] for c in record["configs"]] == [
+        "dense", "dense, real tokens only", "moe E=4 top-1", "moe E=8 top-2",
+        "moe E=4 top-1, masked reference", "moe E=8 top-2, masked reference"]
+    dense = record["configs"][0]
+    for config in record["configs"]:
+        assert len(config["round_medians"]) == 2
+        assert config["x_dense"] == pytest.approx(config["ms_per_step"] / dense["ms_per_step"])
+    assert (record["steps"], record["rounds"], record["threads"]) == (2, 2, 1)
+    assert record["command"].startswith("python benchmarks/moe_speed.py --input ")
+    assert record["code"] == code("moe")  # what makes the record stale when the moe code changes
+    assert part4.moe_speed(record).headline.startswith("a training step of moe E=4 top-1 takes ")

@@ -5,16 +5,25 @@ The spine, upstream/makemore.py, is pinned by upstream/makemore.py.sha256. Each 
 patch in patches/, applied in the order of patches/series, and variant k (variants/NAME/) is the
 spine plus patches 1..k. Unlike GNU patch and quilt, a hunk applies only at the line it names,
 with every context and removed line matching byte for byte: no fuzz, no offsets, no whitespace
-forgiveness. A patch that no longer fits fails loudly, and then nothing is written.
+forgiveness; and, as git applies it, a hunk made at the top or the end of a file applies only
+there. A patch that no longer fits fails loudly, and then nothing is written.
 
-    python apply.py [apply] [--force]     write the variants (never over hand edits unless forced)
+    python apply.py [apply] [--force]     write the variants (never over hand edits unless forced);
+                                          remove the unedited ones that no patch makes any more
     python apply.py check                 does the series apply? writes nothing; fast, for hooks
     python apply.py refresh NAME          turn the edited variants/NAME back into its patch
     python apply.py rebase [NAME]         after the spine moved lines: move drifted hunks along
-    python apply.py new NAME [--after X]  start a patch (and its variant) to edit
-    python apply.py status                one row per patch: applies? generated? edited?
-    python apply.py diff NAME             a patch's diffstat and its hunks
+    python apply.py new NAME [--after X]  start a patch (and its variant); fill in its header
+    python apply.py status                one row per patch: applies? generated? edited? (exit 1
+                                          while a patch does not apply)
+    python apply.py diff NAME             the patch's hunks, as its file holds them
+    python apply.py diff NAME --stat      its diffstat, and what each hunk adds, edits, removes
+    python apply.py diff NAME --from-spine   variant NAME against the spine, as one diff
     python apply.py pin                   accept the spine as it is now
+
+A patch is a DEP-3-style header, then a unified diff: `refresh` writes it in canonical form
+(--- a/PATH, +++ b/PATH, 3 lines of context, LF line endings), and the reader also takes what
+`git diff`, `diff -u` and quilt write, hunks read by their counts as git reads them.
 """
 
 import argparse
@@ -27,10 +36,8 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass, replace
-from itertools import zip_longest
 from pathlib import Path
 
-import unidiff
 
 SPINE = "makemore.py"
 PIN_FILE = "makemore.py.sha256"
@@ -38,16 +45,35 @@ STAMP = ".stamp.json"
 CONTEXT = 3  # lines of context around each change, as diff -U3
 NO_NEWLINE = "\\ No newline at end of file\n"
 
-PATCH_FILE = re.compile(r"(\d+)-([a-z0-9][a-z0-9-]*)\.patch")
+# Digits are spelt [0-9]: \\d (and int()) would take any Unicode digit, which git does not.
+PATCH_FILE = re.compile(r"([0-9]+)-([a-z0-9][a-z0-9-]*)\.patch")
 VARIANT_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 PIN_LINE = re.compile(r"([0-9a-f]{64})  makemore\.py\n?")
-HUNK_HEADER = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-DEFINITION = re.compile(r"\s*(async\s+)?(def|class)\s")
+HUNK_HEADER = re.compile(r"@@ -([0-9]+)(?:,([0-9]+))? \+([0-9]+)(?:,([0-9]+))? @@")
+DEFINITION = re.compile(r"\s*(?:async\s+)?(?:def|class)\s+(\w+)")
+# Where a string or a comment starts in a line of code: a triple quote (which may end lines
+# later), a string that ends on the line, or "#".
+STRING_OR_COMMENT = re.compile(r"""'{3}|"{3}|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|#""")
+TOP_LEVEL = "top-level code"  # what a caption calls a change outside every def and class
 HEADER_FIELD = re.compile(r"([A-Za-z][A-Za-z0-9-]*):(.*)")
 # Plain names need no quoting in any diff tool, so git and we read the same path.
 SAFE_PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
-# Header lines that a diff reader (ours, git's, GNU patch's) would take for diff structure.
-DIFF_STRUCTURE = ("--- ", "+++ ", "@@ ", "diff --git ")
+# What starts a file diff, and so ends the header: git's first line, quilt's, or the old name.
+FILE_START = ("diff --git ", "Index: ", "--- ")
+# The lines of a git diff header (between 'diff --git' and '---') that we take, and those we refuse.
+GIT_HEADER_LINE = re.compile(r"index [0-9a-f]+\.\.[0-9a-f]+( [0-7]+)?|new file mode 100644")
+GIT_REFUSED = (
+    ("deleted file mode", "deleting files is not supported"),
+    ("new file mode", "file modes other than 100644 are not supported"),
+    ("old mode", "mode changes are not supported"),
+    ("new mode", "mode changes are not supported"),
+    ("similarity index", "renames and copies are not supported"),
+    ("dissimilarity index", "rewrites are not supported"),
+    ("rename ", "renames and copies are not supported"),
+    ("copy ", "renames and copies are not supported"),
+    ("Binary files ", "binary diffs are not supported"),
+    ("GIT binary patch", "binary diffs are not supported"),
+)
 HUNK_LINE_KINDS = (" ", "-", "+", "\\")  # context, removed, added, "\ No newline at end of file"
 
 
@@ -67,6 +93,12 @@ def split_lines(text: str) -> list[str]:
     lines = text.split("\n")
     last = lines.pop()  # what follows the final "\n": empty unless the text lacks one
     return [line + "\n" for line in lines] + ([last] if last else [])
+
+
+def printable(text: str) -> str:
+    """text with every character that a terminal would act on or hide (ESC, CR, FF, NUL, U+2028,
+    ...) escaped as Python writes it ("\\x1b"): a message shows what a patch holds, on one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def sha256(data: bytes) -> str:
@@ -159,6 +191,23 @@ class Hunk:
     lines: tuple[HunkLine, ...]
 
     @property
+    def start(self) -> int:
+        """Where its old text starts in the file, 0-based. An empty old range names the line
+        *after which* the hunk goes: git and GNU agree."""
+        return self.old_start - 1 if self.old_count else self.old_start
+
+    @property
+    def trailing_context(self) -> int:
+        """The context lines after its last change: none when the change ran to the end of the
+        file (a canonical hunk has CONTEXT of them otherwise)."""
+        count = 0
+        for line in reversed(self.lines):
+            if line.kind != " ":
+                break
+            count += 1
+        return count
+
+    @property
     def ranges(self) -> str:
         """The header without its section: "@@ -40,7 +40,9 @@"."""
         return HUNK_HEADER.match(self.header)[0]
@@ -242,151 +291,205 @@ def read_patch(path: Path, source: str | None = None) -> Patch:
 
 
 def parse_patch(data: bytes, source: str = "<patch>") -> Patch:
-    """Read a patch strictly: a header, then a unified diff that survives parsing unchanged."""
+    """Read a patch strictly: a header, then file diffs whose hunks are read by their counts."""
     lines = split_lines(decode(data, source))
     start = _header_length(lines, source)
-    diff = lines[start:]
-    if diff and not diff[-1].endswith("\n"):
-        raise ApplyError(f"{source}: the last line has no newline (truncated?): {diff[-1]!r}")
-    _check_hunk_counts(diff, start, source)
-    try:
-        # A list of lines, never a file name: PatchSet.from_filename reads with universal
-        # newlines, which silently turns the CRLF content of a patch into LF.
-        parsed = unidiff.PatchSet(diff)
-    except unidiff.UnidiffParseError as error:
-        raise ApplyError(f"{source}: not a unified diff: {error}") from None
-    _check_round_trip(diff, parsed, start, source)
-    files = tuple(_file_diff(patched, diff, start, source) for patched in parsed)
+    if lines[start:] and not lines[-1].endswith("\n"):
+        raise ApplyError(f"{printable(source)}: the last line has no newline (truncated?): {lines[-1]!r}")
+    files = _DiffReader(lines, start, source).file_diffs()
     paths = [file.path for file in files]
     twice = sorted({path for path in paths if paths.count(path) > 1})
     if twice:
-        raise ApplyError(f"{source}: {', '.join(twice)} is patched twice; merge its diffs")
+        raise ApplyError(f"{printable(source)}: {', '.join(twice)} is patched twice; merge its diffs")
     return Patch(source, data, "".join(lines[:start]), files)
 
 
 def _header_length(lines: list[str], source: str) -> int:
     """How many lines the header has: it ends where the first file diff starts."""
     for index, line in enumerate(lines):
-        if line.startswith(("--- a/", "--- /dev/null")):
+        if line.startswith(FILE_START):
             return index
-        if line.startswith(DIFF_STRUCTURE):
+        if line.startswith(("+++ ", "@@ ")):
             raise ApplyError(
-                f"{source}: header line {index + 1} starts with {line.split(' ')[0]!r}, which diff "
-                f"tools read as part of a diff: reword it ({line.rstrip()!r})"
+                f"{printable(source)}: header line {index + 1} starts with {line.split(' ')[0]!r}, "
+                f"which diff tools read as part of a diff: reword it ({line.rstrip()!r})"
             )
     return len(lines)
 
 
-def _check_hunk_counts(diff: list[str], offset: int, source: str) -> None:
-    """Each hunk's body must hold exactly the lines its @@ header counts.
+class _DiffReader:
+    """Reads the diff part of a patch as git does: each file diff starts with its '--- ' and '+++ '
+    lines (after git's 'diff --git' header or quilt's 'Index:' line, if any), and each hunk takes
+    exactly the lines its @@ header counts, so a removed '-- x' is never mistaken for a file's
+    '--- ' line."""
 
-    unidiff notices a wrong count as well, but cannot say which hunk, and with a count too small
-    it reads the rest of the hunk as something else.
-    """
-    index, number, path = 0, 0, "?"
-    while index < len(diff):
-        line = diff[index]
-        index += 1
-        if line.startswith("+++ "):
-            number, path = 0, line[4:].rstrip("\n").removeprefix("b/")  # numbered per file
-        header = HUNK_HEADER.match(line)
-        if not header:
-            continue
-        number += 1
-        body = _hunk_body(diff, index)
-        index += len(body)
-        counted = (_count(header[2]), _count(header[4]))
-        kinds = [body_line[0] for body_line in body]
-        found = (sum(kind in " -" for kind in kinds), sum(kind in " +" for kind in kinds))
-        if counted != found or counted == (0, 0):
-            raise ApplyError(
-                f"{source}: {path}: hunk {number} {line.rstrip()!r} at patch line "
-                f"{offset + index - len(body)}: its header counts {counted[0]} old and "
-                f"{counted[1]} new lines, but its body has {found[0]} and {found[1]}"
+    def __init__(self, lines: list[str], start: int, source: str):
+        self.lines, self.at, self.source = lines, start, printable(source)
+
+    def line(self, ahead: int = 0) -> str:
+        """The line at the reading position (or ahead of it); "" past the end."""
+        index = self.at + ahead
+        return self.lines[index] if index < len(self.lines) else ""
+
+    def fail(self, why: str, line: int | None = None) -> ApplyError:
+        return ApplyError(f"{self.source}: patch line {(self.at if line is None else line) + 1}: {why}")
+
+    def structure(self, ahead: int = 0) -> str:
+        """A line of the diff's own structure, without its newline; it must not end in CRLF."""
+        line = self.line(ahead)
+        if line.endswith("\r\n"):
+            raise self.fail(
+                f"{line!r} ends in CRLF: the patch has CRLF line endings (an editor or git's "
+                "core.autocrlf converted it?); convert it back to LF", self.at + ahead,
             )
+        return line.removesuffix("\n")
+
+    def file_diffs(self) -> tuple[FileDiff, ...]:
+        files = []
+        while self.at < len(self.lines):
+            files.append(self.file_diff())
+        return tuple(files)
+
+    def file_diff(self) -> FileDiff:
+        named = self.preamble()
+        path, is_new = self.names()
+        if named is not None and named != f"a/{path} b/{path}":
+            raise ApplyError(
+                f"{self.source}: {'diff --git ' + named!r} names another file than its diff ({path})"
+            )
+        where = f"{self.source}: {path}"
+        hunks: list[Hunk] = []
+        while self.line().startswith("@@ "):
+            hunks.append(self.hunk(len(hunks) + 1, where))
+        if not hunks:
+            raise self.fail(f"{path} has no hunks: a file diff goes on with an '@@ ' line")
+        if self.at < len(self.lines) and not self.line().startswith(FILE_START):
+            raise self.stray(hunks[-1], where)
+        return FileDiff(path, is_new, tuple(hunks))
+
+    def preamble(self) -> str | None:
+        """Skip quilt's 'Index:' and '====' lines, or read git's 'diff --git a/P b/P' line and its
+        extended header; return what the 'diff --git' line names (None without one)."""
+        if self.line().startswith("Index: "):
+            self.structure()
+            self.at += 1
+            if re.fullmatch(r"=+\n", self.line()):
+                self.at += 1
+            return None
+        if not self.line().startswith("diff --git "):
+            return None
+        named = self.structure().removeprefix("diff --git ")
+        self.at += 1
+        while not self.line().startswith("--- "):
+            if not self.line() or self.line().startswith("diff --git "):
+                raise self.fail(
+                    f"{'diff --git ' + named!r} has no '--- ' and '+++ ' lines: an empty new file, "
+                    "or a change of mode only, which are not supported"
+                )
+            text = self.structure()
+            if not GIT_HEADER_LINE.fullmatch(text):
+                why = next((why for start, why in GIT_REFUSED if text.startswith(start)), None)
+                raise self.fail(f"{why or 'not a line of a git diff header'} ({text!r})")
+            self.at += 1
+        return named
+
+    def names(self) -> tuple[str, bool]:
+        """The path of a file diff from its '--- ' and '+++ ' lines, and whether it is a new file."""
+        old, new = self.structure(), self.structure(1)
+        if not new.startswith("+++ "):
+            raise self.fail(
+                f"{old!r} starts a file diff, but no '+++ ' line follows it "
+                "(if it belongs to the header, reword it)"
+            )
+        self.at += 2
+        # git and GNU diff may write a tab and a timestamp after a name
+        old, new = old[4:].split("\t")[0], new[4:].split("\t")[0]
+        where = f"{self.source}: {printable(new.removeprefix('b/'))}"
+        if new == "/dev/null":
+            raise ApplyError(f"{where}: deleting files is not supported")
+        if not new.startswith("b/"):
+            raise ApplyError(f"{where}: the new name must start with 'b/'")
+        path, is_new = new[2:], old == "/dev/null"
+        if not is_new and old != f"a/{path}":
+            raise ApplyError(f"{where}: renames are not supported ({printable(old)} -> {printable(new)})")
+        check_path(path, self.source)
+        return path, is_new
+
+    def hunk(self, number: int, where: str) -> Hunk:
+        """One hunk: its @@ header, then exactly as many old and new lines as the header counts."""
+        header_at, header = self.at, self.structure()
+        ranges = HUNK_HEADER.match(header)
+        if not ranges:
+            raise self.fail(f"{header!r} is not a hunk header '@@ -START,COUNT +START,COUNT @@'")
+        old_start, new_start = int(ranges[1]), int(ranges[3])
+        old_count, new_count = _count(ranges[2]), _count(ranges[4])
+        if (old_start == 0 and old_count) or (new_start == 0 and new_count):
+            raise self.fail(f"{header!r}: a range that starts at line 0 must be empty (',0')")
+        self.at += 1
+        lines: list[HunkLine] = []
+        old_left, new_left = old_count, new_count
+        while old_left or new_left or self.line().startswith("\\"):
+            kind = self.line()[:1]
+            if kind == "\\":
+                self._end_without_newline(lines, f"{where}: hunk {number}")
+            elif {" ": old_left and new_left, "-": old_left, "+": new_left}.get(kind):
+                lines.append(HunkLine(kind, self.line()[1:], self.at + 1))
+                old_left -= kind != "+"
+                new_left -= kind != "-"
+            else:
+                raise self.count_error(number, header, header_at, where)
+            self.at += 1
+        if not lines:
+            raise self.count_error(number, header, header_at, where)
+        hunk = Hunk(number, header, header_at + 1, old_start, old_count, new_start, new_count,
+                    header[ranges.end():].removeprefix(" "), tuple(lines))
+        for side in (hunk.old_side, hunk.new_side):
+            if any(not line.text.endswith("\n") for line in side[:-1]):
+                raise ApplyError(f"{where}: hunk {number}: {NO_NEWLINE!r} before the end of the hunk")
+        return hunk
+
+    def _end_without_newline(self, lines: list[HunkLine], where: str) -> None:
+        """The marker says the line before it has no newline in the file."""
+        if self.line() != NO_NEWLINE or not lines or not lines[-1].text.endswith("\n"):
+            raise ApplyError(f"{where}: a misplaced or misspelt {NO_NEWLINE!r}")
+        lines[-1] = replace(lines[-1], text=lines[-1].text[:-1])
+
+    def count_error(self, number: int, header: str, header_at: int, where: str) -> ApplyError:
+        """A hunk whose body does not hold the lines its header counts. The body is taken to be
+        the lines after the header that look like hunk lines, to say how many it has."""
+        body = _hunk_body(self.lines, header_at + 1)
+        kinds = [line[0] for line in body]
+        found = (sum(kind in " -" for kind in kinds), sum(kind in " +" for kind in kinds))
+        ranges = HUNK_HEADER.match(header)
+        blank = " (an empty line: a context line starts with a space)" if self.line() == "\n" else ""
+        return ApplyError(
+            f"{where}: hunk {number} {header!r} at patch line {header_at + 1}: its header counts "
+            f"{_count(ranges[2])} old and {_count(ranges[4])} new lines, but its body has "
+            f"{found[0]} and {found[1]}{blank}"
+        )
+
+    def stray(self, last: Hunk, where: str) -> ApplyError:
+        """What to say about a line after a file's last hunk that starts no file diff."""
+        line = self.line()
+        if line == "\n":
+            return ApplyError(f"{where}: a stray blank line after hunk {last.number}")
+        if line[:1] in HUNK_LINE_KINDS:
+            return self.count_error(last.number, last.header, last.patch_line - 1, where)
+        return self.fail(f"{line!r} does not parse: it is no part of any hunk (a stray line?)")
 
 
-def _hunk_body(diff: list[str], start: int) -> list[str]:
-    """The lines after an @@ header that read as hunk lines, up to the next hunk or file."""
+def _hunk_body(lines: list[str], start: int) -> list[str]:
+    """The lines from start on that read as hunk lines, up to the next hunk or file diff."""
     end = start
-    while end < len(diff) and diff[end][:1] in HUNK_LINE_KINDS and not _starts_file(diff, end):
+    while end < len(lines) and lines[end][:1] in HUNK_LINE_KINDS:
+        if lines[end].startswith("--- ") and "".join(lines[end + 1 : end + 2]).startswith("+++ "):
+            break  # the next file's names, most likely
         end += 1
-    return diff[start:end]
-
-
-def _starts_file(diff: list[str], index: int) -> bool:
-    # A removed line "-- x" reads "--- x" too; only a "+++ " line after it makes a file header.
-    next_line = diff[index + 1] if index + 1 < len(diff) else ""
-    return diff[index].startswith("--- ") and next_line.startswith("+++ ")
+    return lines[start:end]
 
 
 def _count(group: str | None) -> int:
     return 1 if group is None else int(group)  # "-5" means "-5,1"
-
-
-def _check_round_trip(diff: list[str], parsed: unidiff.PatchSet, offset: int, source: str):
-    """unidiff drops what it doesn't understand without a word (a stray line after the last
-    hunk, say). Printing its parse back must give the very lines we read."""
-    read_back = split_lines(str(parsed))
-    for number, (ours, theirs) in enumerate(zip_longest(diff, read_back), start=offset + 1):
-        if ours is None or _as_unidiff_prints(ours) != theirs:
-            why = "it is no part of any hunk (a stray line?)" if theirs is None else (
-                f"it reads back as {theirs!r}"
-            )
-            raise ApplyError(f"{source}: patch line {number}: {ours!r} does not parse: {why}")
-
-
-def _as_unidiff_prints(line: str) -> str:
-    """unidiff always prints both counts ("-5,1"); git leaves out a count of 1 ("-5")."""
-    header = HUNK_HEADER.match(line)
-    if not header:
-        return line
-    old, new = f"{header[1]},{_count(header[2])}", f"{header[3]},{_count(header[4])}"
-    return f"@@ -{old} +{new} @@{line[header.end():]}"
-
-
-def _file_diff(patched: unidiff.PatchedFile, diff: list[str], offset: int, source: str):
-    where = f"{source}: {patched.path}"
-    if patched.is_binary_file:
-        raise ApplyError(f"{where}: binary diffs are not supported")
-    if patched.target_file == "/dev/null":
-        raise ApplyError(f"{where}: deleting files is not supported")
-    if not patched.target_file.startswith("b/"):
-        raise ApplyError(f"{where}: the new name must start with 'b/'")
-    path = patched.target_file[2:]
-    is_new = patched.source_file == "/dev/null"
-    if not is_new and patched.source_file != f"a/{path}":
-        raise ApplyError(f"{where}: renames are not supported ({patched.source_file} -> b/{path})")
-    check_path(path, source)
-    hunks = tuple(
-        _hunk(parsed, number, diff, offset, f"{source}: {path}")
-        for number, parsed in enumerate(patched, start=1)
-    )
-    return FileDiff(path, is_new, hunks)
-
-
-def _hunk(parsed: unidiff.Hunk, number: int, diff: list[str], offset: int, where: str) -> Hunk:
-    lines: list[HunkLine] = []
-    for line in parsed:
-        if line.line_type == "\\":
-            # The marker says the line before it has no newline in the file.
-            if line.value != NO_NEWLINE[1:] or not lines or not lines[-1].text.endswith("\n"):
-                raise ApplyError(f"{where}: hunk {number}: a misplaced or misspelt {NO_NEWLINE!r}")
-            lines[-1] = replace(lines[-1], text=lines[-1].text[:-1])
-        elif line.line_type in (" ", "-", "+"):
-            lines.append(HunkLine(line.line_type, line.value, offset + line.diff_line_no))
-        else:  # unidiff files an empty line after a hunk under the hunk
-            raise ApplyError(f"{where}: a stray blank line after hunk {number}")
-    hunk_line = lines[0].patch_line - 1  # the @@ line is right above the first body line
-    hunk = Hunk(
-        number, diff[hunk_line - offset - 1].rstrip("\n"), hunk_line,
-        parsed.source_start, parsed.source_length, parsed.target_start, parsed.target_length,
-        parsed.section_header, tuple(lines),
-    )
-    for side in (hunk.old_side, hunk.new_side):
-        if any(not line.text.endswith("\n") for line in side[:-1]):
-            raise ApplyError(f"{where}: hunk {number}: {NO_NEWLINE!r} before the end of the hunk")
-    return hunk
 
 
 # ---------------------------------------------------------------------------- strict application
@@ -405,7 +508,7 @@ def apply_patch(tree: dict[str, bytes], patch: Patch) -> dict[str, bytes]:
     """The tree after the patch; ApplyError names the first hunk that does not fit exactly."""
     result = dict(tree)
     for file in patch.files:
-        where = f"{patch.source}: {file.path}"
+        where = f"{printable(patch.source)}: {file.path}"
         old = _old_lines(tree, file, where)
         result[file.path] = "".join(apply_hunks(old, file.hunks, where)).encode()
     return result
@@ -416,7 +519,7 @@ def rebase_patch(tree: dict[str, bytes], patch: Patch) -> tuple[dict[str, bytes]
     (rebase_hunks); also returns a line for each hunk that moved."""
     result, moves = dict(tree), []
     for file in patch.files:
-        where = f"{patch.source}: {file.path}"
+        where = f"{printable(patch.source)}: {file.path}"
         lines, file_moves = rebase_hunks(_old_lines(tree, file, where), file.hunks, where)
         result[file.path] = "".join(lines).encode()
         moves += file_moves
@@ -436,8 +539,7 @@ def apply_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> list[str
     new: list[str] = []
     done = 0  # old lines used up so far
     for hunk in hunks:
-        # An empty old range names the line *after which* the hunk goes: git and GNU agree.
-        start = hunk.old_start - 1 if hunk.old_count else hunk.old_start
+        start = hunk.start
         if start < done:
             raise ApplyError(f"{where}: hunk {hunk.number} {hunk.header!r} overlaps the one before")
         _check_fits(old, start, hunk, where)
@@ -454,11 +556,13 @@ def apply_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> list[str
 
 
 def _check_fits(old: list[str], start: int, hunk: Hunk, where: str) -> None:
-    """Every context and removed line must be the file's line at exactly the place named."""
+    """Every context and removed line must be the file's line at exactly the place named, and a
+    hunk at an edge of the file must be at that edge."""
+    what = f"{where}: hunk {hunk.number} {hunk.header!r}"
     if start > len(old):
         raise ApplyError(
-            f"{where}: hunk {hunk.number} {hunk.header!r} (patch line {hunk.patch_line}) starts "
-            f"after line {start}, but the file has {len(old)} lines"
+            f"{what} (patch line {hunk.patch_line}) starts after line {start}, but the file has "
+            f"{len(old)} lines"
         )
     for offset, expected in enumerate(hunk.old_side):
         at = start + offset
@@ -466,70 +570,107 @@ def _check_fits(old: list[str], start: int, hunk: Hunk, where: str) -> None:
         if found != expected.text:
             found_text = "the end of the file" if found is None else repr(found)
             raise ApplyError(
-                f"{where}: hunk {hunk.number} {hunk.header!r} does not apply\n"
-                f"  at file line {at + 1}, patch line {expected.patch_line}: expected "
-                f"{expected.text!r}, found {found_text}\n"
-                f"  {_found_elsewhere(old, start, [line.text for line in hunk.old_side])}"
+                f"{what} does not apply at file line {at + 1} (patch line {expected.patch_line}): "
+                f"expected {expected.text!r}, found {found_text}{_line_endings(expected.text, found)}"
+                f"; {_found_elsewhere(old, start, hunk)}"
             )
+    edge = _edge_problem(old, start, hunk)
+    if edge:
+        raise ApplyError(f"{what} (patch line {hunk.patch_line}): {edge}")
     ends_unterminated = hunk.new_side and not hunk.new_side[-1].text.endswith("\n")
     if ends_unterminated and start + hunk.old_count < len(old):
         raise ApplyError(
-            f"{where}: hunk {hunk.number} {hunk.header!r}: its new text ends without a newline, "
-            f"but the file goes on after line {start + hunk.old_count}"
+            f"{what}: its new text ends without a newline, but the file goes on after line "
+            f"{start + hunk.old_count}"
         )
 
 
-def _found_elsewhere(old: list[str], start: int, wanted: list[str]) -> str:
-    """Drift or conflict: does the hunk's old text sit somewhere else in the file?"""
+def _line_endings(expected: str, found: str | None) -> str:
+    """A note for a line that differs only in how it ends: "\\r\\n" against "\\n"."""
+    if found is None or expected.rstrip("\r\n") != found.rstrip("\r\n"):
+        return ""
+    patch, file = ("CRLF", "LF") if expected.endswith("\r\n") else ("LF", "CRLF")
+    return f" (CRLF line endings: the patch has {patch} there, the file {file})"
+
+
+def _edge_problem(old: list[str], start: int, hunk: Hunk) -> str | None:
+    """Why the hunk may not go at start, by git's rules for hunks at the edges of a file; None
+    if it may. A hunk that names line 1 (or 0) was made at the top of the file, and one without
+    context after its change ran to the end of it: git applies them only there."""
+    if hunk.old_start <= 1 and start != 0:
+        return f"it names line {hunk.old_start}, so (as git applies it) it must start at the top of the file"
+    if hunk.trailing_context == 0 and start + hunk.old_count != len(old):
+        if not hunk.old_side:
+            return (f"it was made for an empty file (@@ -0,0), so the file must be empty, but it "
+                    f"has {plural(len(old), 'line')}")
+        return (f"it has no context after its change, so (as git applies it) it must end at the end "
+                f"of the file, but the file goes on after line {start + hunk.old_count}")
+    return None
+
+
+def _places(old: list[str], hunk: Hunk) -> tuple[list[int], list[int]]:
+    """Where the hunk's old text stands in the file, and the places among those it may go."""
+    wanted = [line.text for line in hunk.old_side]
     places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
+    return places, [place for place in places if _edge_problem(old, place, hunk) is None]
+
+
+def _found_elsewhere(old: list[str], start: int, hunk: Hunk) -> str:
+    """Drift or conflict: does the hunk's old text sit somewhere else in the file?"""
+    places, allowed = _places(old, hunk)
     if not places:
         return (
             "its old text is found nowhere in the file: a conflict; edit the hunk in the .patch "
             "to match the file, or redo the change in a fresh variant"
         )
-    nearest = min(places, key=lambda place: abs(place - start))
-    return (
-        f"its old text is found at line {nearest + 1} ({nearest - start:+d}): the file drifted; "
-        "`python apply.py rebase` moves the hunk there"
-    )
+    nearest = min(allowed or places, key=lambda place: abs(place - start))
+    found = f"its old text is found at line {nearest + 1} ({nearest - start:+d})"
+    if not allowed:
+        return f"{found}, but {_edge_problem(old, nearest, hunk)}: edit the hunk in the .patch"
+    return f"{found}: the file drifted; `python apply.py rebase` moves the hunk there"
 
 
 def rebase_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> tuple[list[str], list[str]]:
     """The file after its hunks, each placed where its old text stands now, and what moved.
 
     The one leeway the tool ever takes, and only when asked (`rebase`): a hunk that no longer fits
-    at the line it names goes to the single other place where its old text stands exactly. A drift,
-    never a fuzz: text found nowhere, or at several places, is refused.
+    at the line it names goes to the single other place where its old text stands exactly (and
+    where git would apply it: a hunk at an edge of the file stays at that edge). A drift, never a
+    fuzz: text found nowhere, or at several places, is refused.
     """
     new: list[str] = []
     done, moves = 0, []
     for hunk in hunks:
-        wanted = [line.text for line in hunk.old_side]
-        named = hunk.old_start - 1 if hunk.old_count else hunk.old_start
-        start = named
-        if named < done or old[named : named + len(wanted)] != wanted:
-            start = _the_one_place(old, wanted, done, hunk, where)
-            shift = start - named
-            moves.append(f"{where}: hunk {hunk.number} {hunk.ranges}: moved {shift:+d} line{'s' * (abs(shift) != 1)}")
+        start = hunk.start
+        if start < done or not _fits_at(old, start, hunk):
+            start = _the_one_place(old, done, hunk, where)
+            shift = start - hunk.start
+            moves.append(f"{where}: hunk {hunk.number} {hunk.ranges}: moved {shift:+d} "
+                         f"line{'s' * (abs(shift) != 1)}")
         new += old[done:start] + [line.text for line in hunk.new_side]
-        done = start + len(wanted)
+        done = start + hunk.old_count
     if new and not new[-1].endswith("\n") and done < len(old):
         raise ApplyError(f"{where}: the last hunk ends the file, but the file goes on after it")
     return new + old[done:], moves
 
 
-def _the_one_place(old: list[str], wanted: list[str], done: int, hunk: Hunk, where: str) -> int:
-    places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
+def _fits_at(old: list[str], start: int, hunk: Hunk) -> bool:
+    wanted = [line.text for line in hunk.old_side]
+    return old[start : start + len(wanted)] == wanted and _edge_problem(old, start, hunk) is None
+
+
+def _the_one_place(old: list[str], done: int, hunk: Hunk, where: str) -> int:
+    places, allowed = _places(old, hunk)
     what = f"{where}: hunk {hunk.number} {hunk.header!r}"
-    if not places:
-        raise ApplyError(f"{what}: {_found_elsewhere(old, 0, wanted)}")
-    if len(places) > 1:
-        lines = ", ".join(str(place + 1) for place in places)
-        raise ApplyError(f"{what}: its old text stands at {len(places)} places (lines {lines}); "
+    if not allowed:
+        raise ApplyError(f"{what}: {_found_elsewhere(old, hunk.start, hunk)}")
+    if len(allowed) > 1:
+        lines = ", ".join(str(place + 1) for place in allowed)
+        raise ApplyError(f"{what}: its old text stands at {len(allowed)} places (lines {lines}); "
                          "edit the hunk in the .patch to the right line")
-    if places[0] < done:
+    if allowed[0] < done:
         raise ApplyError(f"{what}: its old text now stands before the hunk above it")
-    return places[0]
+    return allowed[0]
 
 
 # ---------------------------------------------------------------------------- canonical diffs
@@ -543,8 +684,9 @@ def diff_trees(old: dict[str, bytes], new: dict[str, bytes]) -> str:
     return "".join(diff_file(path, old.get(path), new[path]) for path in sorted(new))
 
 
-def diff_file(path: str, old: bytes | None, new: bytes) -> str:
-    """One file's canonical diff ("" if unchanged); old is None for a new file.
+def diff_file(path: str, old: bytes | None, new: bytes, context: int = CONTEXT) -> str:
+    """One file's canonical diff ("" if unchanged); old is None for a new file. With another
+    context than CONTEXT lines, what diff -U<context> writes (tests use it).
 
     Not difflib.unified_diff: it never writes "\\ No newline at end of file", so a file whose
     last line has no newline would come out wrong.
@@ -560,7 +702,7 @@ def diff_file(path: str, old: bytes | None, new: bytes) -> str:
     # autojunk would take frequent lines (blank ones, say) in files over 200 lines for junk,
     # and give needlessly large hunks.
     matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
-    for group in matcher.get_grouped_opcodes(CONTEXT):  # groups merge when contexts touch
+    for group in matcher.get_grouped_opcodes(context):  # groups merge when contexts touch
         text += _canonical_hunk(before, after, group)
     return "".join(text)
 
@@ -568,16 +710,19 @@ def diff_file(path: str, old: bytes | None, new: bytes) -> str:
 def _canonical_hunk(before: list[str], after: list[str], group: list[tuple]) -> list[str]:
     _, old_start, _, new_start, _ = group[0]
     _, _, old_end, _, new_end = group[-1]
-    lines = [
-        f"@@ -{_range(old_start, old_end - old_start)} +{_range(new_start, new_end - new_start)} "
-        f"@@{_enclosing_definition(before, old_start)}\n"
-    ]
+    ranges = hunk_ranges(old_start, old_end - old_start, new_start, new_end - new_start)
+    lines = [f"{ranges}{_enclosing_definition(before, old_start)}\n"]
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":
             lines += [" " + line for line in before[i1:i2]]
         else:
             lines += ["-" + line for line in before[i1:i2]] + ["+" + line for line in after[j1:j2]]
     return [line if line.endswith("\n") else line + "\n" + NO_NEWLINE for line in lines]
+
+
+def hunk_ranges(old_index: int, old_count: int, new_index: int, new_count: int) -> str:
+    """ "@@ -41,7 +41,9 @@" for count lines from 0-based line index in the old and new file."""
+    return f"@@ -{_range(old_index, old_count)} +{_range(new_index, new_count)} @@"
 
 
 def _range(start: int, count: int) -> str:
@@ -588,11 +733,172 @@ def _range(start: int, count: int) -> str:
 
 
 def _enclosing_definition(before: list[str], index: int) -> str:
-    """" def name(...):" for the nearest def or class above line index, or "" if none."""
+    """" def name(...):" for the nearest def or class above line index, or "" if none: git's
+    rule for the @@ line (a caption says what the hunk changes: see Changes)."""
     for line in reversed(before[:index]):
         if DEFINITION.match(line):
             return " " + line.rstrip()
     return ""
+
+
+# ---------------------------------------------------------------------------- what a hunk changes
+
+Scope = tuple[str, ...]  # the definitions a line lies in, outermost first: ("Block", "forward")
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What a hunk (or some of its lines) changes, by qualified name ("MoE", "Block.forward"):
+    the definitions it adds or removes whole, and those whose lines it edits."""
+
+    added: tuple[str, ...] = ()
+    edited: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def caption(self) -> str:
+        """The one caption rule, for `apply.py diff --stat` and the patch figures alike:
+        "adds MoE, moe_layers; edits FeedForward.__init__". (A refreshed patch's @@ lines keep
+        git's rule, the nearest def or class above the hunk, which git apply ignores.)"""
+        parts = [f"{verb} {', '.join(names)}" for verb, names in
+                 (("adds", self.added), ("edits", self.edited), ("removes", self.removed)) if names]
+        return "; ".join(parts) or "changes blank lines only"
+
+
+def hunk_scopes(hunk: Hunk, old_lines: list[str] | None = None) -> list[Scope | None]:
+    """The scope of each line of the hunk, each side read as the text it is (the old one, the
+    new one); None for a blank line, which belongs to no definition in particular.
+
+    What is open above the hunk comes from old_lines, the whole file the hunk applies to, or
+    without it from the def or class in the hunk's @@ line (which then lacks its class).
+    """
+    above = old_lines[: hunk.start] if old_lines is not None else [hunk.section]
+    reading = _scopes(above, _Reading())[1]
+    scopes: list[Scope | None] = [None] * len(hunk.lines)
+    for kind in ("-", "+"):  # context lines end with the new side's reading
+        side = [index for index, line in enumerate(hunk.lines) if line.kind in (" ", kind)]
+        for index, scope in zip(side, _scopes([hunk.lines[i].text for i in side], reading)[0]):
+            scopes[index] = scope
+    return scopes
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Where _scopes stands after some lines of code."""
+
+    stack: tuple[tuple[int, str], ...] = ()  # the definitions open, as (indent, name)
+    depth: int = 0  # brackets open
+    quote: str | None = None  # the triple quote of a string still open
+    joined: bool = False  # the last line ended with a backslash
+
+
+def _scopes(lines: list[str], reading: _Reading) -> tuple[list[Scope | None], _Reading]:
+    """The scope of each line, read on from reading, and where the reading stands after them.
+
+    Definitions are told by indentation: a line that starts a statement closes every definition
+    indented as much as it or more, and a def or class line opens one and lies in it. A
+    decorator lies in the definition below it; a line that goes on with a statement (in
+    brackets, after a backslash, or in a string of several lines) lies where the statement does.
+    """
+    stack, depth, quote, joined = list(reading.stack), reading.depth, reading.quote, reading.joined
+    scopes: list[Scope | None] = []
+    decorators: list[int] = []
+    for text in lines:
+        goes_on = depth > 0 or quote is not None or joined
+        code, quote = _code(text, quote)
+        if not text.strip():
+            scopes.append(None)
+            continue
+        if not goes_on:
+            indent = len(text) - len(text.lstrip())
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            definition = DEFINITION.match(text)
+            if definition:
+                stack.append((indent, definition[1]))
+        scope = tuple(name for _, name in stack)
+        if not goes_on and code.lstrip().startswith("@"):
+            decorators.append(len(scopes))
+        else:
+            for index in decorators:
+                scopes[index] = scope
+            decorators = []
+        scopes.append(scope)
+        depth = max(depth + sum(map(code.count, "([{")) - sum(map(code.count, ")]}")), 0)
+        joined = code.rstrip().endswith("\\")
+    return scopes, _Reading(tuple(stack), depth, quote, joined)
+
+
+def _code(text: str, quote: str | None) -> tuple[str, str | None]:
+    """The code of a line without its strings and comment, and the triple quote of a string
+    still open after it; quote is the one open before the line (None if none)."""
+    code = []
+    while text:
+        if quote:
+            end = text.find(quote)
+            if end < 0:
+                break
+            text, quote = text[end + 3 :], None
+            continue
+        found = STRING_OR_COMMENT.search(text)
+        if not found:
+            code.append(text)
+            break
+        code.append(text[: found.start()])
+        if found[0] == "#":
+            break
+        if found[0] in ("'''", '"""'):
+            quote = found[0]
+        text = text[found.end() :]
+    return "".join(code), quote
+
+
+def hunk_changes(hunk: Hunk, scopes: list[Scope | None], part: range | None = None) -> Changes:
+    """What the lines of the hunk (or those in part) change, from their scopes (hunk_scopes).
+
+    A def or class line that only one side has adds (or removes) that definition, and every
+    line inside it belongs to the addition; one on both sides (a new signature) is an edit. Any
+    other changed line edits the definition it lies in. A part of a split hunk whose lines
+    continue an addition begun above it "adds NAME (continued)".
+    """
+    part = range(len(hunk.lines)) if part is None else part
+    defined = {kind: {} for kind in "+-"}  # kind -> the scope of each definition line -> index
+    for index, line in enumerate(hunk.lines):
+        if line.kind != " " and scopes[index] and DEFINITION.match(line.text):
+            defined[line.kind].setdefault(scopes[index], index)
+    whole = {
+        "+": {scope: at for scope, at in defined["+"].items() if scope not in defined["-"]},
+        "-": {scope: at for scope, at in defined["-"].items() if scope not in defined["+"]},
+    }
+    found: dict[str, list[str]] = {"+": [], " ": [], "-": []}  # added, edited, removed
+    for index in part:
+        line, scope = hunk.lines[index], scopes[index]
+        if line.kind == " " or scope is None:
+            continue
+        owners = [scope[:n] for n in range(1, len(scope) + 1) if scope[:n] in whole[line.kind]]
+        if not owners:
+            name, kind = ".".join(scope) or TOP_LEVEL, " "
+        else:
+            begun_here = [owner for owner in owners if whole[line.kind][owner] in part]
+            name = ".".join(begun_here[0]) if begun_here else ".".join(owners[-1]) + " (continued)"
+            kind = line.kind
+        if name not in found[kind]:
+            found[kind].append(name)
+    return Changes(tuple(found["+"]), tuple(found[" "]), tuple(found["-"]))
+
+
+def hunk_caption(hunk: Hunk, old_lines: list[str] | None = None) -> str:
+    return hunk_changes(hunk, hunk_scopes(hunk, old_lines)).caption
+
+
+def old_file_lines(base: dict[str, bytes] | None, file: FileDiff) -> list[str] | None:
+    """The lines of the file that a file diff changes, in base, the tree its patch applies to:
+    none for a new file, None when base is not known (or lacks the file)."""
+    if file.is_new:
+        return []
+    if base is None or file.path not in base:
+        return None
+    return split_lines(decode(base[file.path], file.path))
 
 
 # ---------------------------------------------------------------------------- variants and stamps
@@ -683,17 +989,32 @@ def _remove_file(directory: Path, path: str) -> None:
         folder.rmdir()
 
 
+# What `new` writes into each header field, for the user to replace; `refresh` refuses them.
+PLACEHOLDERS = {
+    "Description": "<a one-line title>",
+    "Part": "<the post it belongs to>",
+    "Flags": "<each flag it adds, with its default; at the defaults it behaves exactly like the"
+    " variant before>",
+    "Metrics": "<the keys it adds to metrics.jsonl>",
+}
+
+
 def header_template(name: str, today: datetime.date) -> str:
     return (
-        f"Description: {name}: <a one-line title>\n"
+        f"Description: {name}: {PLACEHOLDERS['Description']}\n"
         " <What the patch changes and why; each continuation line starts with one space.>\n"
-        "Part: <the post it belongs to>\n"
-        "Flags: <each flag it adds, with its default; at the defaults it behaves exactly like the"
-        " variant before>\n"
-        "Metrics: <the keys it adds to metrics.jsonl>\n"
+        f"Part: {PLACEHOLDERS['Part']}\n"
+        f"Flags: {PLACEHOLDERS['Flags']}\n"
+        f"Metrics: {PLACEHOLDERS['Metrics']}\n"
         f"Last-Update: {today.isoformat()}\n"
         "\n"
     )
+
+
+def unfilled_fields(header: str) -> list[str]:
+    """The header fields that still hold the placeholder `new` wrote."""
+    fields = parse_header(header)
+    return [key for key, placeholder in PLACEHOLDERS.items() if placeholder in fields.get(key, "")]
 
 
 def plural(count: int, noun: str) -> str:
@@ -733,8 +1054,8 @@ class Project:
         self.variants_dir = self.root / "variants"
 
     def show(self, path: Path) -> str:
-        """A path as messages print it: relative to the project root."""
-        return path.relative_to(self.root).as_posix()
+        """A path as messages print it: relative to the project root, and printable."""
+        return printable(path.relative_to(self.root).as_posix())
 
     # -- the spine and its pin
 
@@ -831,7 +1152,10 @@ class Project:
         written if any patch fails, or if a variant was edited by hand and force is False."""
         variants = self.build(upto=only)[-1:] if only else self.build()
         states = [variant_state(variant.directory, variant.stamp["inputs"]) for variant in variants]
-        edited = [self._edited(v, state) for v, state in zip(variants, states) if state.edited]
+        # An edit that the patches now hold (the user saved it as a patch with `git diff`, say)
+        # loses nothing when the variant is written.
+        edited = [self._edited(v, state) for v, state in zip(variants, states)
+                  if state.edited and read_tree(v.directory) != v.tree]
         if edited and not force:
             raise ApplyError("\n".join(edited))
         report = []
@@ -843,7 +1167,50 @@ class Project:
             removed = write_variant(variant.directory, variant.tree, variant.stamp, discard=force)
             removals = f" (removed {', '.join(removed)})" if removed else ""
             report.append(f"{shown}: written{removals}")
+        return report + ([] if only else self._remove_stray_variants())
+
+    def stray_variants(self) -> list[Path]:
+        """The folders in variants/ that no patch of the series makes: left behind by a patch
+        taken out of patches/series (or renamed)."""
+        names = {variant_name(entry) for entry in self.entries()}
+        folders = self.variants_dir.iterdir() if self.variants_dir.is_dir() else []
+        return sorted(folder for folder in folders
+                      if folder.is_dir() and not folder.name.startswith(".") and folder.name not in names)
+
+    def _remove_stray_variants(self) -> list[str]:
+        """Remove each stray variant that apply made and nobody edited: the files its stamp lists,
+        the stamp, and the folder once empty. Such a variant can be neither rebuilt nor refreshed,
+        and running it would train code that no patch holds; removing exactly what apply wrote is
+        what apply does with a file that a patch no longer makes. Hand edits and run outputs
+        (out/, *.pt) stay: stray_notes says what is left and how to remove it."""
+        report = []
+        for folder in self.stray_variants():
+            stamp, state = read_stamp(folder), variant_state(folder, None)
+            if not state.generated or state.edited:
+                continue
+            (folder / STAMP).unlink()
+            for path in stamp["files"]:
+                _remove_file(folder, path)
+            if not any(folder.iterdir()):
+                folder.rmdir()
+            report.append(f"{self.show(folder)}: removed, as no patch in patches/series makes it")
         return report
+
+    def stray_notes(self) -> list[str]:
+        """A warning for each stray variant: what apply does with it, or how to remove it."""
+        notes = []
+        for folder in self.stray_variants():
+            state, shown = variant_state(folder, None), self.show(folder)
+            if state.edited:
+                what = (f"it was edited by hand ({', '.join(state.edited)}), so apply keeps it: "
+                        f"remove it yourself (rm -r {shown}) once you no longer need the edit")
+            elif state.generated:
+                what = "`python apply.py` removes it"
+            else:
+                what = (f"it holds nothing that apply made (no stamp), so apply keeps it: remove it "
+                        f"yourself (rm -r {shown}) once you no longer need what is in it")
+            notes.append(f"warning: {shown}: no patch in patches/series makes it; {what}")
+        return notes
 
     def _edited(self, variant: Variant, state: VariantState) -> str:
         return (
@@ -873,7 +1240,7 @@ class Project:
         orphans = self.orphans(self.entries())
         if orphans:
             raise ApplyError(
-                f"{', '.join(orphans)}: in patches/ but not in patches/series; list or delete it"
+                f"{printable(', '.join(orphans))}: in patches/ but not in patches/series; list or delete it"
             )
         count = plural(len(variants), "patch")
         return f"ok: the spine matches its pin, and the series applies ({count})"
@@ -892,6 +1259,12 @@ class Project:
         base = apply_series(spine, before)[-1] if before else spine
         directory = self.variant_dir(name)
         self._check_refreshable(directory, inputs_digest(spine, before + [patch]), patch)
+        unfilled = unfilled_fields(patch.header)
+        if unfilled:
+            raise ApplyError(
+                f"{patch.source}: fill in its header first: {', '.join(unfilled)} still "
+                f"{'holds' if len(unfilled) == 1 else 'hold'} the <placeholder> that `new` wrote"
+            )
         edited = read_tree(directory)
         refreshed = self._rediff(base, edited, patch)
         if refreshed.data == patch.data:
@@ -932,7 +1305,7 @@ class Project:
             try:
                 tree = apply_patch(tree, self.read_patch(entry))
             except ApplyError as error:
-                problems = [f"{entry} no longer applies:\n{error}"]
+                problems = [f"{entry} no longer applies: {error}"]
                 unchecked = ", ".join(later[index + 1 :])
                 if unchecked:
                     problems.append(f"not checked, as they build on it: {unchecked}")
@@ -997,7 +1370,8 @@ class Project:
         report = [f"renamed patches/{old} -> patches/{new}" for old, new in renames.items()]
         report += [
             f"patches/{file_name}: created (a header to fill in, no diff yet)",
-            f"{self.show(directory)}: written; edit it, then run `python apply.py refresh {name}`",
+            f"{self.show(directory)}: written; edit it, fill in the header of patches/{file_name}, "
+            f"then run `python apply.py refresh {name}`",
         ]
         if position < len(entries):
             report.append("the later variants are stale now: run `python apply.py`")
@@ -1048,18 +1422,19 @@ class Project:
 
     # -- status and diff
 
-    def status(self) -> tuple[list[str], list[str]]:
+    def status(self) -> tuple[list[str], list[str], list[str]]:
         """A table, one row per patch: does it apply, is its variant current, was it edited?
-        And the notes for below it: warnings, and why a patch does not apply."""
+        Then the warnings for below it (stray patch files and variants), and the errors: why a
+        patch does not apply."""
         self.verify_pin()
         entries = self.entries()
-        orphans = self.orphans(entries)
-        notes = [f"warning: patches/{file} is not in patches/series" for file in orphans]
+        warnings = [f"warning: patches/{printable(file)} is not in patches/series"
+                    for file in self.orphans(entries)]
         spine = self.spine()
-        tree, applied, broken = spine, [], False
+        tree, applied, errors = spine, [], []
         rows = [("patch", "applies", "variant", "edited")]
         for entry in entries:
-            if broken:
+            if errors:
                 applies = "-"  # not checked: it builds on a patch that fails
             else:
                 try:
@@ -1068,18 +1443,31 @@ class Project:
                     applied.append(patch)
                     applies = "yes"
                 except ApplyError as error:
-                    broken, applies = True, "NO"
-                    notes.append(str(error))
-            digest = None if broken else inputs_digest(spine, applied)
+                    applies = "NO"
+                    errors.append(str(error))
+            digest = None if errors else inputs_digest(spine, applied)
             state = variant_state(self.variant_dir(variant_name(entry)), digest)
             rows.append((entry, applies, *_state_cells(state)))
-        return _table(rows), notes
+        return _table(rows), warnings + self.stray_notes(), errors
 
-    def describe(self, name: str) -> list[str]:
-        """`diff NAME`: the patch's title, diffstat, and one line per hunk."""
+    def diff(self, name: str, from_spine: bool = False) -> str:
+        """`diff NAME`: the patch's diff as its file holds it (its hunks, like `quilt diff`), or
+        with from_spine the canonical diff of variant NAME against the spine: patches 1..k as one."""
         self.verify_pin()
         entries = self.entries()
+        if from_spine:
+            return diff_trees(self.spine(), self.build(upto=name)[-1].tree)
         patch = self.read_patch(entries[self.position(entries, name)])
+        return patch.data[len(patch.header.encode()) :].decode("utf-8")
+
+    def diffstat(self, name: str) -> list[str]:
+        """`diff NAME --stat`: the patch's title, its diffstat, and a line per hunk saying what
+        it changes (hunk_changes)."""
+        self.verify_pin()
+        entries = self.entries()
+        k = self.position(entries, name)
+        patch = self.read_patch(entries[k])
+        base = self._base(entries[:k])
         title = patch.fields.get("Description", "").split("\n")[0]
         lines = [f"{patch.source}: {title}" if title else patch.source]
         width = max([len(file.path) for file in patch.files], default=0)
@@ -1089,10 +1477,20 @@ class Project:
         lines.append(f"  {plural(len(patch.files), 'file')}, +{patch.added} -{patch.removed}")
         for file in patch.files:
             lines.append(f"{file.path}:")
+            old = old_file_lines(base, file)
             for hunk in file.hunks:
-                where = hunk.section.strip() or "(top level)"
-                lines.append(f"  {hunk.ranges}  +{hunk.added} -{hunk.removed}  {where}")
+                lines.append(f"  {hunk.ranges}  +{hunk.added} -{hunk.removed}  {hunk_caption(hunk, old)}")
         return lines
+
+    def _base(self, entries: list[str]) -> dict[str, bytes] | None:
+        """The tree that the patch after entries applies to; None if they do not apply (the
+        captions then make do without the file)."""
+        spine = self.spine()
+        try:
+            trees = apply_series(spine, [self.read_patch(entry) for entry in entries])
+        except ApplyError:
+            return None
+        return trees[-1] if trees else spine
 
 
 def _state_cells(state: VariantState) -> tuple[str, str]:
@@ -1113,7 +1511,9 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 def _run_apply(project: Project, args) -> int:
     print("\n".join(project.apply(force=args.force)) or "patches/series is empty: nothing to write")
     for orphan in project.orphans(project.entries()):
-        print(f"warning: patches/{orphan} is not in patches/series", file=sys.stderr)
+        print(f"warning: patches/{printable(orphan)} is not in patches/series", file=sys.stderr)
+    for note in project.stray_notes():
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -1133,9 +1533,16 @@ def _run_rebase(project: Project, args) -> int:
 def _report_with_later_problems(report: list[str], problems: list[str]) -> int:
     """What a rewrite of one patch did; it is kept even when later patches no longer apply."""
     print("\n".join(report))
-    if problems:
-        print("error: " + "\n".join(problems), file=sys.stderr)
+    _print_error(problems)
     return 1 if problems else 0
+
+
+def _print_error(messages: list[str]) -> None:
+    """Messages on stderr, "error: " before the first, each line of each shown printable (a
+    patch's text may hold an escape sequence or a carriage return), and no empty lines."""
+    lines = [printable(line) for message in messages for line in message.split("\n") if line.strip()]
+    if lines:
+        print("error: " + "\n".join(lines), file=sys.stderr)
 
 
 def _run_new(project: Project, args) -> int:
@@ -1144,13 +1551,18 @@ def _run_new(project: Project, args) -> int:
 
 
 def _run_status(project: Project, args) -> int:
-    table, notes = project.status()
-    print("\n".join(table + notes))
-    return 0
+    """Exits 1 while a patch does not apply, as check does."""
+    table, warnings, errors = project.status()
+    print("\n".join(table + warnings))
+    _print_error(errors)
+    return 1 if errors else 0
 
 
 def _run_diff(project: Project, args) -> int:
-    print("\n".join(project.describe(args.name)))
+    if args.stat:
+        print("\n".join(project.diffstat(args.name)))
+    else:
+        sys.stdout.write(project.diff(args.name, from_spine=args.from_spine))
     return 0
 
 
@@ -1160,13 +1572,17 @@ def _run_pin(project: Project, args) -> int:
 
 
 COMMANDS = {
-    "apply": (_run_apply, "write every variant (the default command)"),
+    "apply": (_run_apply, "write every variant, and remove unedited ones that no patch makes (the "
+                          "default command)"),
     "check": (_run_check, "check that the pin matches and every patch applies; writes nothing"),
     "refresh": (_run_refresh, "rewrite patch NAME from the edited variants/NAME"),
     "rebase": (_run_rebase, "move the drifted hunks of every patch (or NAME) to where their text is"),
-    "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant"),
-    "status": (_run_status, "one row per patch: applies? generated and current? edited?"),
-    "diff": (_run_diff, "show patch NAME's diffstat and hunks"),
+    "new": (_run_new, "add patch NAME (at the end, or --after OTHER) and generate its variant; fill "
+                      "in its header before you refresh it"),
+    "status": (_run_status, "one row per patch: applies? generated and current? edited? (exit 1 "
+                            "while a patch does not apply)"),
+    "diff": (_run_diff, "print patch NAME's hunks (--stat: a summary; --from-spine: variant NAME "
+                        "against the spine)"),
     "pin": (_run_pin, "pin the spine as it is now, then check the series"),
 }
 
@@ -1182,6 +1598,11 @@ def build_parser() -> argparse.ArgumentParser:
         parsers[name].add_argument("name", metavar="NAME", help="e.g. moe, for 01-moe.patch")
     parsers["rebase"].add_argument("name", metavar="NAME", nargs="?", help="only this patch")
     parsers["new"].add_argument("--after", metavar="OTHER", help="insert right after patch OTHER")
+    shown = parsers["diff"].add_mutually_exclusive_group()
+    shown.add_argument("--stat", action="store_true",
+                       help="the diffstat, and a line per hunk saying what it adds, edits, removes")
+    shown.add_argument("--from-spine", action="store_true",
+                       help="the variant against the spine (patches 1..k as one canonical diff)")
     return parser
 
 
@@ -1195,7 +1616,7 @@ def main(argv: list[str] | None = None, root: Path | None = None) -> int:
     try:
         return COMMANDS[args.command][0](project, args)
     except ApplyError as error:
-        print(f"error: {error}", file=sys.stderr)
+        _print_error([str(error)])
         return 1
 
 

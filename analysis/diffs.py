@@ -1,18 +1,25 @@
-"""Patches as figures: every patch of the series, whole and hunk by hunk, in four formats.
+"""Patches as figures: every patch of the series, as an overview and hunk by hunk, in four formats.
 
 Every figure is drawn from the same .patch file that apply.py reads (apply.read_patch), never from
 a diff computed again, so a figure shows exactly what the series applies. For the series:
 
-    figures/patches/<patch stem>/patch.{html,svg,png,md}     the whole patch
-    figures/patches/<patch stem>/hunk-<k>.{html,svg,png,md}  hunk k, counted across files from 1
+    figures/patches/<patch stem>/patch.{html,svg,png,md}       the overview: title, description,
+                                                              diffstat, and a line per hunk figure
+    figures/patches/<patch stem>/hunk-<k>.{html,svg,png,md}    hunk k, counted across files from 1
+    figures/patches/<patch stem>/hunk-<k>-<j>.{...}            part j of hunk k, when it is long
 
-Drawing takes two steps. The layout turns a patch into pages: a header (the Description and a
-diffstat) and, per hunk, a caption (file, enclosing def/class) and rows with old and new line
-numbers, Python syntax tokens, the characters that changed between paired removed and added lines,
-and runs of unchanged lines folded into "… N unchanged lines". Three renderers then write each
-page as an HTML snippet (its own <style>, every class prefixed "pd-", no scripts, no external
-assets), as an image drawn with matplotlib (SVG and PNG, byte-identical across runs), and as
-Markdown (a fenced diff block and its caption) to paste into a post.
+A figure shows at most about MAX_ADDED added lines, so that a reader follows a patch one idea at
+a time: a longer hunk is split at definition boundaries into parts. Each hunk (or part) is
+captioned by what it changes, by apply.py's one rule (apply.Changes: "adds MoE; edits
+FeedForward.__init__"), the rule `apply.py diff NAME --stat` prints too.
+
+Drawing takes two steps. The layout turns a patch into pages: the overview, and per figure a
+caption and rows with old and new line numbers, Python syntax tokens, the characters that changed
+between a removed line and the added line that is an edit of it, and runs of unchanged lines
+folded into "… N unchanged lines". Three renderers then write each page as an HTML snippet (its
+own <style>, every class prefixed "pd-", no scripts, no external assets), as an image drawn with
+matplotlib (SVG and PNG, byte-identical across runs; long lines wrap, marked "↪", never clipped),
+and as Markdown (a fenced block and its caption) to paste into a post.
 
     python -m analysis.diffs                        the series, into analysis/figures/patches/
     python -m analysis.diffs PATCH ... [-o DIR]     given patch files, into DIR/patches/
@@ -46,8 +53,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 KEEP_CONTEXT = 2  # unchanged lines shown next to each change
 MIN_FOLD = 2  # a fold row takes a line's room, so folding a single line would save nothing
-SIMILAR = 0.5  # paired lines sharing less than this (difflib ratio, over words) were rewritten:
-# marking "what changed" in them would mark nearly everything, so they get no intra-line marks
+MAX_ADDED = 40  # added lines one figure shows at most: a longer hunk is split into parts...
+MAX_WHOLE = 50  # ...but a single definition up to this long is shown whole rather than cut
+# A removed line and an added one are an edit of each other (and get intra-line marks) when the
+# added line keeps at least this share of the removed line's words, in order. A lower share means
+# a different statement: marking "what changed" would mark nearly everything, or mislead.
+SIMILAR = 0.6
+MAX_COMPARED = 10_000  # removed x added lines beyond which a change is a rewrite: no pairs sought
 TAB = 8
 NO_NEWLINE = apply.NO_NEWLINE.strip()
 
@@ -72,10 +84,10 @@ COLOURS = {
 SYNTAX = get_style_by_name("default")
 LEXER = PythonLexer(stripnl=False, ensurenl=False)  # keep the text exactly: lines are counted
 WORD = re.compile(r"\w+|\s+|[^\w\s]")
-DEFINITION = re.compile(r"\s*(?:async\s+)?(def|class)\s+(\w+)")
 # Control characters would draw as nothing (or break a line); show their Unicode pictures.
 # Tabs are expanded instead, once the changes are found (see expand_tabs).
 CONTROL_PICTURES = {code: 0x2400 + code for code in range(32) if code != 9} | {0x7F: 0x2421}
+BLANK_DEPTH = 1_000  # a blank line is a place to split a hunk below every definition boundary
 
 
 # ---------------------------------------------------------------------------- layout
@@ -103,82 +115,76 @@ class Row:
 
 @dataclass(frozen=True)
 class Block:
-    """One hunk as drawn."""
+    """One hunk, or one part of a long hunk, as drawn."""
 
     path: str
-    is_new: bool  # the patch creates the file
-    hunk: apply.Hunk
-    scope: tuple[str, ...]  # outermost first: ("class Block", "def __init__(self, config):")
+    hunk: apply.Hunk  # a part is a hunk of its own lines, with the ranges they have in the files
+    caption: str  # what it changes: "adds MoE; edits FeedForward.__init__"
     rows: tuple[Row, ...]
-    gap_before: int  # unchanged lines between the previous hunk of the same file and this one
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A line of a patch's overview: one of its hunk figures."""
+
+    stem: str  # "hunk-3", or "hunk-3-2" for part 2 of hunk 3
+    block: Block
 
     @property
-    def name(self) -> str:
-        """The qualified name, like "Block.__init__"; "(top level)" or "(new file)" outside
-        any def or class."""
-        return ".".join(map(definition_name, self.scope)) or self.nowhere
-
-    @property
-    def where(self) -> str:
-        """The scope as the caption shows it: "class Block › def __init__(self, config):"."""
-        return " › ".join(self.scope) or self.nowhere
-
-    @property
-    def nowhere(self) -> str:
-        return "(new file)" if self.is_new else "(top level)"
-
-
-def definition_name(line: str) -> str:
-    """The name a definition line defines ("__init__" for "def __init__(self, config):"); a
-    section that is no definition, as it is."""
-    definition = DEFINITION.match(line)
-    return definition[2] if definition else line
+    def label(self) -> str:
+        return self.stem.removeprefix("hunk-")
 
 
 @dataclass(frozen=True)
 class Page:
-    """What one figure shows, whatever it is rendered as."""
+    """What one figure shows, whatever it is rendered as: a hunk (block), or the overview of a
+    patch (contents)."""
 
     title: str
     text: str  # the rest of the Description
     stats: tuple[tuple[str, int, int], ...]  # (path, added, removed) per file; none for a hunk
-    blocks: tuple[Block, ...]
+    block: Block | None
+    contents: tuple[Entry, ...]
     caption: str  # one line, for the figure index and under the Markdown
-    diff: str  # the patch text it shows, for the Markdown
+    markdown: str  # what the Markdown's fenced block holds: the hunk, or the overview
 
 
 def pages(patch: apply.Patch, name: str, base: dict[str, bytes] | None) -> list[tuple[str, Page]]:
-    """("patch", the whole patch) and ("hunk-k", hunk k) for every hunk, counted across files."""
+    """("patch", the overview), then (stem, the hunk or part) for every hunk figure."""
     title, _, text = patch.fields.get("Description", "").partition("\n")
     title = title or name
-    blocks = patch_blocks(patch, base)
-    whole = Page(
-        title, text, tuple((file.path, file.added, file.removed) for file in patch.files),
-        tuple(blocks), f"{name}: {title} ({diffstat(patch)})", diff_text(patch),
-    )
+    figures = hunk_figures(patch, base)
+    stats = tuple((file.path, file.added, file.removed) for file in patch.files)
+    contents = tuple(Entry(stem, block) for stem, _, block in figures)
+    overview = Page(title, text, stats, None, contents, f"{name}: {title} ({diffstat(patch)})",
+                    "".join(line + "\n" for line in overview_lines(contents)))
     hunks = [
-        Page(
-            title, "", (), (replace(block, gap_before=0),),
-            f"{name}, hunk {k}: {block.name} in {block.path} "
-            f"(+{block.hunk.added} −{block.hunk.removed})",
-            hunk_text(block.hunk),
-        )
-        for k, block in enumerate(blocks, start=1)
+        (stem, Page(title, "", (), block, (), f"{name}, {which}: {block.caption} in {block.path} "
+                    f"(+{block.hunk.added} −{block.hunk.removed})", hunk_text(block.hunk)))
+        for stem, which, block in figures
     ]
-    return [("patch", whole)] + [(f"hunk-{k}", page) for k, page in enumerate(hunks, start=1)]
+    return [("patch", overview)] + hunks
 
 
 def diffstat(patch: apply.Patch) -> str:
     return f"{apply.plural(len(patch.files), 'file')}, +{patch.added} −{patch.removed}"
 
 
-def diff_text(patch: apply.Patch) -> str:
-    """The diff part of the patch file, verbatim."""
-    return patch.data.decode("utf-8")[len(patch.header):]
+def overview_lines(contents: tuple[Entry, ...]) -> list[str]:
+    """The overview as text: each file, then a line per figure of its hunks."""
+    width = max([len(entry.label) for entry in contents] + [0])
+    lines = []
+    for path, entries in groupby(contents, key=lambda entry: entry.block.path):
+        lines.append(f"{path}:")
+        for entry in entries:
+            hunk = entry.block.hunk
+            counts = f"+{hunk.added} −{hunk.removed}"
+            lines.append(f"  {entry.label.ljust(width)}  {counts.ljust(9)}  {entry.block.caption}")
+    return lines
 
 
 def hunk_text(hunk: apply.Hunk) -> str:
-    """The hunk as the patch file writes it."""
+    """The hunk as the patch file writes it (a part: with the ranges of its own lines)."""
     lines = [hunk.header + "\n"]
     for line in hunk.lines:
         eof = "" if line.text.endswith("\n") else "\n" + apply.NO_NEWLINE
@@ -186,51 +192,132 @@ def hunk_text(hunk: apply.Hunk) -> str:
     return "".join(lines)
 
 
-def patch_blocks(patch: apply.Patch, base: dict[str, bytes] | None) -> list[Block]:
-    """Every hunk laid out; base, the tree the patch applies to, gives captions their classes."""
-    blocks = []
+def hunk_figures(patch: apply.Patch, base: dict[str, bytes] | None) -> list[tuple[str, str, Block]]:
+    """(stem, which, block) for every figure: each hunk, or each part of a long one. base, the
+    tree the patch applies to, lets captions name a method with its class."""
+    figures, number = [], 0
     for file in patch.files:
-        old_file = None if base is None or file.is_new else base.get(file.path)
-        old_lines = None if old_file is None else apply.split_lines(old_file.decode("utf-8"))
-        previous = None
+        old_lines = apply.old_file_lines(base, file)
         for hunk in file.hunks:
-            gap = hunk.old_start - (previous.old_start + previous.old_count) if previous else 0
-            rows = hunk_rows(hunk)
-            blocks.append(Block(file.path, file.is_new, hunk, scope(hunk, old_lines), rows, gap))
-            previous = hunk
-    return blocks
+            number += 1
+            scopes = apply.hunk_scopes(hunk, old_lines)
+            parts = split_hunk(hunk, scopes)
+            for index, part in enumerate(parts, start=1):
+                piece = hunk if len(parts) == 1 else part_hunk(hunk, part)
+                caption = apply.hunk_changes(hunk, scopes, part).caption
+                block = Block(file.path, piece, caption, hunk_rows(piece))
+                if len(parts) == 1:
+                    figures.append((f"hunk-{number}", f"hunk {number}", block))
+                else:
+                    which = f"hunk {number}, part {index} of {len(parts)}"
+                    figures.append((f"hunk-{number}-{index}", which, block))
+    return figures
 
 
-def scope(hunk: apply.Hunk, old_lines: list[str] | None) -> tuple[str, ...]:
-    """The hunk's section (the def or class line after its @@), and the definitions around it
-    ("class Block") when the old file is known: a section alone says "def forward(self, x):",
-    and every model in the spine has one of those."""
-    section = hunk.section.strip()
-    if not section:
-        return ()
-    around = [] if old_lines is None else enclosing(old_lines[: hunk.old_start - 1])[:-1]
-    return (*around, section)
+def split_hunk(hunk: apply.Hunk, scopes: list, limit: int = MAX_ADDED) -> list[range]:
+    """The hunk's lines in parts of at most limit added lines each (one part when it is short).
+
+    A part ends where a definition begins, at the shallowest nesting that helps: top-level
+    definitions first, then the methods of a long class; a single definition of up to MAX_WHOLE
+    added lines stays whole, and a longer one is cut at blank lines, and only then anywhere.
+    Neighbouring pieces are put back together while they fit, and a part that would show no
+    change joins its neighbour.
+    """
+    added = [line.kind == "+" for line in hunk.lines]
+    points = split_points(hunk, scopes)
+
+    def count(span: range) -> int:
+        return sum(added[index] for index in span)
+
+    def split(span: range) -> list[range]:
+        if count(span) <= limit:
+            return [span]
+        inside = [(index, depth) for index, depth in points if span.start < index < span.stop]
+        if count(span) <= MAX_WHOLE and all(depth == BLANK_DEPTH for _, depth in inside):
+            return [span]
+        if not inside:
+            return cut_every(span, added, limit)
+        depth = min(depth for _, depth in inside)
+        cuts = sorted({index for index, at in inside if at == depth})
+        parts, open_ = [], False  # open_: the last part may take more pieces
+        for piece in map(range, [span.start, *cuts], [*cuts, span.stop]):
+            if count(piece) > limit:
+                parts += split(piece)
+                open_ = False
+            elif parts and open_ and count(parts[-1]) + count(piece) <= limit:
+                parts[-1] = range(parts[-1].start, piece.stop)
+            else:
+                parts.append(piece)
+                open_ = True
+        return parts
+
+    return join_unchanged(split(range(len(hunk.lines))), hunk)
 
 
-def enclosing(lines_above: list[str]) -> list[str]:
-    """The nearest definition above the end of lines_above and those around it, outermost first:
-    ["class Block", "def __init__"]. Going up from the nearest one, each line indented less than
-    the last one met opens the block around it."""
-    found: list[str] = []
-    indent = None
-    for line in reversed(lines_above):
-        code = line.lstrip()
-        width = len(line) - len(code)
-        if not code.strip() or code.startswith("#") or (indent is not None and width >= indent):
+def split_points(hunk: apply.Hunk, scopes: list) -> list[tuple[int, int]]:
+    """(line index, depth) where a part may begin: each definition on the new side, with the
+    decorators and comments right above it, at its nesting depth (0 = top level); and the first
+    line after a blank one, at BLANK_DEPTH."""
+    lines, points = hunk.lines, []
+    for index, line in enumerate(lines):
+        if line.kind == "-" or not line.text.strip():
             continue
-        definition = DEFINITION.match(line)
-        if definition:
-            found.append(f"{definition[1]} {definition[2]}")
-        if found:  # lines below the nearest definition are the hunk's neighbours, not its blocks
-            indent = width
-        if indent == 0:
-            break
-    return found[::-1]
+        if apply.DEFINITION.match(line.text) and scopes[index]:
+            start = index
+            while start and lines[start - 1].kind != "-" and is_preamble(lines[start - 1].text):
+                start -= 1
+            points.append((start, len(scopes[index]) - 1))
+        elif index and lines[index - 1].kind != "-" and not lines[index - 1].text.strip():
+            points.append((index, BLANK_DEPTH))
+    return points
+
+
+def is_preamble(text: str) -> bool:
+    """A decorator or a comment: it goes with the definition right below it."""
+    return text.lstrip().startswith(("@", "#"))
+
+
+def cut_every(span: range, added: list[bool], limit: int) -> list[range]:
+    """span in parts of limit added lines, where nothing better is found."""
+    parts, start, count = [], span.start, 0
+    for index in span:
+        if added[index] and count == limit:
+            parts.append(range(start, index))
+            start, count = index, 0
+        count += added[index]
+    return parts + [range(start, span.stop)]
+
+
+def join_unchanged(parts: list[range], hunk: apply.Hunk) -> list[range]:
+    """Parts of only context lines joined to the next part (the last one to the one before)."""
+    joined: list[range] = []
+    carried = None  # the start of unchanged lines waiting for a part
+    for part in parts:
+        start = part.start if carried is None else carried
+        if all(hunk.lines[index].kind == " " for index in part):
+            carried = start
+            continue
+        joined.append(range(start, part.stop))
+        carried = None
+    if carried is not None and joined:
+        joined[-1] = range(joined[-1].start, len(hunk.lines))
+    return joined or [range(len(hunk.lines))]
+
+
+def part_hunk(hunk: apply.Hunk, part: range) -> apply.Hunk:
+    """The lines of a part as a hunk of their own, with the ranges they have in the two files."""
+    before, lines = hunk.lines[: part.start], hunk.lines[part.start : part.stop]
+    old_index = hunk.start + sum(line.kind != "+" for line in before)
+    new_first = hunk.new_start - 1 if hunk.new_count else hunk.new_start
+    new_index = new_first + sum(line.kind != "-" for line in before)
+    old_count = sum(line.kind != "+" for line in lines)
+    new_count = sum(line.kind != "-" for line in lines)
+    header = apply.hunk_ranges(old_index, old_count, new_index, new_count)
+    return replace(
+        hunk, header=header, old_start=old_index + 1 if old_count else old_index,
+        old_count=old_count, new_start=new_index + 1 if new_count else new_index,
+        new_count=new_count, section="", lines=lines,
+    )
 
 
 def hunk_rows(hunk: apply.Hunk) -> tuple[Row, ...]:
@@ -289,7 +376,7 @@ def line_segments(hunk: apply.Hunk) -> list[tuple[Segment, ...]]:
         for index, line_tokens in zip(side, syntax([texts[index] for index in side])):
             tokens[index] = line_tokens
     spans: list[list[tuple[int, int]]] = [[] for _ in texts]
-    for removed, added in pairs(kinds):
+    for removed, added in edit_pairs(texts, kinds):
         spans[removed], spans[added] = changed_spans(texts[removed], texts[added])
     return [expand_tabs(mark(*line)) for line in zip(tokens, spans)]
 
@@ -326,14 +413,15 @@ def syntax(texts: list[str]) -> list[list[tuple[object, str]]]:
     return lines
 
 
-def pairs(kinds: list[str]) -> list[tuple[int, int]]:
-    """(removed, added) line indices to compare: each run of removed lines with the run of added
-    lines right after it, i-th with i-th."""
+def edit_pairs(texts: list[str], kinds: list[str]) -> list[tuple[int, int]]:
+    """(removed, added) line indices to mark what changed in: each run of removed lines and the
+    run of added lines right after it, paired by best_pairing."""
     found, index = [], 0
     while index < len(kinds):
         removed = run_of(kinds, index, "-")
         added = run_of(kinds, removed.stop, "+")
-        found += zip(removed, added)
+        pairing = best_pairing([texts[i] for i in removed], [texts[j] for j in added])
+        found += [(removed[i], added[j]) for i, j in pairing]
         index = max(added.stop, index + 1)
     return found
 
@@ -345,13 +433,47 @@ def run_of(kinds: list[str], start: int, kind: str) -> range:
     return range(start, end)
 
 
+def best_pairing(old: list[str], new: list[str]) -> list[tuple[int, int]]:
+    """The pairs (i, j) of old[i] and new[j] that are edits of each other (kept >= SIMILAR), in
+    order on both sides, that keep the most in total: old c_proj = ... pairs with new c_proj = ...
+    though a new c_fc = ... line comes first. A line left unpaired was removed or added outright."""
+    if not old or not new or len(old) * len(new) > MAX_COMPARED:
+        return []
+    score = [[kept(line, other) for other in new] for line in old]
+    # best[i][j]: the most that old[i:] and new[j:] can keep
+    best = [[0.0] * (len(new) + 1) for _ in range(len(old) + 1)]
+    for i in reversed(range(len(old))):
+        for j in reversed(range(len(new))):
+            paired = score[i][j] + best[i + 1][j + 1] if score[i][j] >= SIMILAR else 0.0
+            best[i][j] = max(best[i + 1][j], best[i][j + 1], paired)
+    found, i, j = [], 0, 0
+    while i < len(old) and j < len(new):
+        if score[i][j] >= SIMILAR and best[i][j] == score[i][j] + best[i + 1][j + 1]:
+            found.append((i, j))
+            i, j = i + 1, j + 1
+        elif best[i][j] == best[i + 1][j]:
+            i += 1
+        else:
+            j += 1
+    return found
+
+
+def kept(old: str, new: str) -> float:
+    """The share of old's words (and operators) that new keeps, in order: 1 for a line that only
+    grew, 0 for one that has nothing in common with new."""
+    old_words, new_words = ([word for word in WORD.findall(text) if not word.isspace()]
+                            for text in (old, new))
+    if not old_words:
+        return 0.0
+    matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(old_words)
+
+
 def changed_spans(old: str, new: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """The character spans of old and of new that differ, compared word by word: a renamed
     variable is marked whole, not as a scatter of the letters that happen to differ."""
     old_words, new_words = WORD.findall(old), WORD.findall(new)
     matcher = difflib.SequenceMatcher(None, old_words, new_words, autojunk=False)
-    if matcher.ratio() < SIMILAR:
-        return [], []
     old_at = list(accumulate(map(len, old_words), initial=0))
     new_at = list(accumulate(map(len, new_words), initial=0))
     old_spans, new_spans = [], []
@@ -403,6 +525,10 @@ CSS = f"""\
 .pd .pd-minus {{ color: {COLOURS["del ink"]}; }}
 .pd .pd-diff {{ width: 100%; }}
 .pd .pd-diff td {{ padding: 0 .5em; white-space: pre; vertical-align: top; }}
+.pd .pd-diff .pd-code {{ white-space: pre-wrap; overflow-wrap: anywhere; }}
+.pd .pd-contents {{ width: 100%; }}
+.pd .pd-contents td {{ padding: 0 .5em; vertical-align: top; }}
+.pd .pd-contents .pd-label, .pd .pd-contents .pd-count {{ white-space: pre; }}
 .pd .pd-num {{ width: 1%; text-align: right; color: {COLOURS["muted"]}; user-select: none; }}
 .pd .pd-sign {{ width: 1%; user-select: none; font-weight: bold; }}
 .pd .pd-add {{ background: {COLOURS["add row"]}; }}
@@ -426,18 +552,19 @@ TOKEN_CSS = {
 
 
 def to_html(page: Page) -> str:
-    rows = []
-    for block in page.blocks:
-        rows += [fold_html(block.gap_before)] if block.gap_before else []
-        rows += [caption_html(block)] + [row_html(row) for row in block.rows]
-    table = '<table class="pd-diff">\n' + "\n".join(rows) + "\n</table>"
-    return f'<div class="pd">\n{style_html(page)}\n{header_html(page)}\n{table}\n</div>\n'
+    if page.block:
+        rows = [caption_html(page.block)] + [row_html(row) for row in page.block.rows]
+        body = '\n<table class="pd-diff">\n' + "\n".join(rows) + "\n</table>"
+    else:
+        body = contents_html(page.contents) if page.contents else ""
+    return f'<div class="pd">\n{style_html(page)}\n{header_html(page)}{body}\n</div>\n'
 
 
 def style_html(page: Page) -> str:
     """Our rules and the rules of the token classes the page uses: a snippet stays small."""
-    used = sorted({token_class(segment.token) for block in page.blocks for row in block.rows
-                   for segment in row.segments} & TOKEN_CSS.keys())
+    rows = page.block.rows if page.block else ()
+    used = sorted({token_class(segment.token) for row in rows for segment in row.segments}
+                  & TOKEN_CSS.keys())
     return "<style>\n" + CSS + "".join(TOKEN_CSS[name] + "\n" for name in used) + "</style>"
 
 
@@ -480,11 +607,28 @@ def bar_html(added: int, removed: int, widest: int, length_em: float = 8) -> str
 
 def caption_html(block: Block) -> str:
     return (
-        f'<tr class="pd-caption"><td colspan="4">{escape(block.path)}  {escape(block.where)}  '
+        f'<tr class="pd-caption"><td colspan="4">{escape(block.path)}  {escape(block.caption)}  '
         f'<span class="pd-range">{escape(block.hunk.ranges)}</span>  '
         f'<span class="pd-plus">+{block.hunk.added}</span> '
         f'<span class="pd-minus">−{block.hunk.removed}</span></td></tr>'
     )
+
+
+def contents_html(contents: tuple[Entry, ...]) -> str:
+    """The overview's table: each file, then a row per hunk figure (label, counts, ranges, what
+    it changes)."""
+    rows = []
+    for path, entries in groupby(contents, key=lambda entry: entry.block.path):
+        rows.append(f'<tr class="pd-caption"><td colspan="4">{escape(path)}</td></tr>')
+        for entry in entries:
+            hunk = entry.block.hunk
+            rows.append(
+                f'<tr class="pd-entry"><td class="pd-label">{escape(entry.label)}</td>'
+                f'<td class="pd-count"><span class="pd-plus">+{hunk.added}</span> '
+                f'<span class="pd-minus">−{hunk.removed}</span></td>'
+                f'<td class="pd-range">{escape(hunk.ranges)}</td><td>{escape(entry.block.caption)}</td></tr>'
+            )
+    return '\n<table class="pd-contents">\n' + "\n".join(rows) + "\n</table>"
 
 
 def fold_html(count: int) -> str:
@@ -545,7 +689,11 @@ CHAR_PT = FONT_PT * 1233 / 2048  # the font's advance width is 1233/2048 em for 
 ROW_PT = FONT_PT * 1.55
 PAD_PT = 10
 TITLE_SCALE = 1.2
-MIN_WIDTH, MAX_CODE = 64, 100  # in characters: the figure's least width; the longest code line
+# In characters: the least width of a figure, and where code wraps. Eighty columns of code keep a
+# figure about 620 pt wide: shown in a 700 px blog column, its text stays over 12 px high, which
+# keeps underscores and operators visible.
+MIN_WIDTH, MAX_CODE = 64, 80
+CONTINUED = "↪ "  # drawn before the rest of a line that wraps
 DPI = 200  # crisp on high-density screens
 MAX_PIXELS = 60000  # Agg refuses images over 2**16 pixels a side; tall pages get a lower dpi
 IMAGE_RC = {
@@ -604,19 +752,19 @@ class Grid:
 
 
 def draw(page: Page) -> Canvas:
-    """The page on a grid as wide as its longest line (up to MAX_CODE), at least MIN_WIDTH."""
-    rows = [row for block in page.blocks for row in block.rows]
+    """The page on a grid as wide as its longest line (wrapped at MAX_CODE), at least MIN_WIDTH."""
+    rows = page.block.rows if page.block else ()
     gutter = max([len(number(line)) for row in rows for line in (row.old, row.new)] + [3])
-    code_columns = max([len(row.text) for row in rows] + [0])
-    columns = max(MIN_WIDTH, 2 * gutter + 4 + min(code_columns, MAX_CODE))
-    lines = image_lines(page, columns)
+    longest = [len(row.text) for row in rows] + [len(line) for line in overview_lines(page.contents)]
+    columns = max(MIN_WIDTH, 2 * gutter + 4 + min(max(longest + [0]), MAX_CODE))
+    lines = image_lines(page, columns, gutter)
     grid = Grid(columns, len(lines))
     for row, (draw_line, item) in enumerate(lines):
         draw_line(grid, row, item, columns, gutter)
     return grid.canvas
 
 
-def image_lines(page: Page, columns: int) -> list[tuple]:
+def image_lines(page: Page, columns: int, gutter: int) -> list[tuple]:
     """The page as (draw function, what it draws) per text row, top to bottom."""
     blank = (draw_plain, "")
     lines = [(draw_title, text) for text in textwrap.wrap(page.title, int(columns / TITLE_SCALE))]
@@ -629,10 +777,78 @@ def image_lines(page: Page, columns: int) -> list[tuple]:
         total = sum(stat[1] for stat in page.stats), sum(stat[2] for stat in page.stats)
         lines.append((draw_stat, (apply.plural(len(page.stats), "file"), *total, 0)))
     lines.append(blank)
-    for block in page.blocks:
-        lines += [(draw_fold, block.gap_before)] if block.gap_before else []
-        lines.append((draw_caption, block))
-        lines += [(draw_row, row) for row in block.rows]
+    if page.block:
+        hunk = page.block.hunk
+        lines += caption_lines(f"{page.block.path}  {page.block.caption}", hunk.added, hunk.removed,
+                               columns)
+        for row in page.block.rows:
+            lines += row_lines(row, columns - (2 * gutter + 4))
+    for path, entries in groupby(page.contents, key=lambda entry: entry.block.path):
+        lines += caption_lines(path, None, None, columns)
+        lines += entry_lines(list(entries), page.contents, columns)
+    return lines
+
+
+def caption_lines(text: str, added: int | None, removed: int | None, columns: int) -> list[tuple]:
+    """A caption bar, wrapped, with the counts (if any) flush right on its first row."""
+    counts = "" if added is None else f"+{added} −{removed}"
+    first = textwrap.wrap(text, columns - len(counts) - 2, break_on_hyphens=False) or [""]
+    rest = textwrap.wrap(text[len(first[0]) :].strip(), columns - 2, break_on_hyphens=False)
+    return [(draw_caption, (first[0], added, removed))] + [
+        (draw_caption, ("  " + line, None, None)) for line in rest
+    ]
+
+
+def row_lines(row: Row, width: int) -> list[tuple]:
+    """A row of code, and the continuations of its text if it is wider than width."""
+    if row.kind not in ("+", "-", " "):
+        return [(draw_row, row)]
+    pieces = wrap(row.segments, width)
+    first = (draw_row, replace(row, segments=pieces[0][1]))
+    return [first] + [(draw_continued, (row.kind, column, piece)) for column, piece in pieces[1:]]
+
+
+def wrap(segments: tuple[Segment, ...], width: int) -> list[tuple[int, tuple[Segment, ...]]]:
+    """A line's segments in pieces that fit width columns, as (column, segments): the first at
+    0, each other after the line's indentation and CONTINUED. A piece ends after a space when
+    there is one in its second half, else at the edge."""
+    text = "".join(segment.text for segment in segments)
+    if len(text) <= width:
+        return [(0, segments)]
+    hang = min(len(text) - len(text.lstrip(" ")), width // 2) + len(CONTINUED)
+    bounds, room = [0], width
+    while len(text) - bounds[-1] > room:
+        start = bounds[-1]
+        space = text.rfind(" ", start + room // 2, start + room)
+        bounds.append(space + 1 if space >= 0 else start + room)
+        room = width - hang
+    bounds.append(len(text))
+    return [(hang if index else 0, cut(segments, first, last))
+            for index, (first, last) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def cut(segments: tuple[Segment, ...], first: int, last: int) -> tuple[Segment, ...]:
+    """The segments' characters first..last, each piece keeping its token and mark."""
+    pieces, at = [], 0
+    for segment in segments:
+        end = at + len(segment.text)
+        start, stop = max(first, at), min(last, end)
+        if start < stop:
+            pieces.append(replace(segment, text=segment.text[start - at : stop - at]))
+        at = end
+    return tuple(pieces)
+
+
+def entry_lines(entries: list[Entry], contents: tuple[Entry, ...], columns: int) -> list[tuple]:
+    """The overview's rows for one file's figures: label, counts, and what it changes, wrapped."""
+    label_width = max(len(entry.label) for entry in contents)
+    caption_at = 2 + label_width + 2 + len("+999 −999") + 2
+    lines = []
+    for entry in entries:
+        hunk = entry.block.hunk
+        texts = textwrap.wrap(entry.block.caption, columns - caption_at, break_on_hyphens=False)
+        lines.append((draw_entry, (entry.label, hunk.added, hunk.removed, texts[0], caption_at)))
+        lines += [(draw_entry, ("", None, None, text, caption_at)) for text in texts[1:]]
     return lines
 
 
@@ -665,14 +881,25 @@ def draw_fold(grid: Grid, row: int, count: int, columns: int, gutter: int) -> No
     grid.text(row, 2 * gutter + 4, fold_text(count), COLOURS["muted"], style="italic")
 
 
-def draw_caption(grid: Grid, row: int, block: Block, columns: int, gutter: int) -> None:
-    """file  scope ... +added −removed, the counts flush right."""
+def draw_caption(grid: Grid, row: int, caption: tuple, columns: int, gutter: int) -> None:
+    """A row of a caption bar: its text, and on the first row the counts, flush right."""
+    text, added, removed = caption
     grid.box(row, COLOURS["caption"])
-    added, removed = f"+{block.hunk.added}", f"−{block.hunk.removed}"
-    counts_at = columns - len(added) - len(removed) - 1
-    grid.text(row, 0, clip_text(f"{block.path}  {block.where}", counts_at - 2), weight="bold")
-    grid.text(row, counts_at, added, COLOURS["add ink"], weight="bold")
-    grid.text(row, counts_at + len(added) + 1, removed, COLOURS["del ink"], weight="bold")
+    grid.text(row, 0, text, weight="bold")
+    if added is not None:
+        counts_at = columns - len(f"+{added} −{removed}")
+        grid.text(row, counts_at, f"+{added}", COLOURS["add ink"], weight="bold")
+        grid.text(row, counts_at + len(f"+{added} "), f"−{removed}", COLOURS["del ink"], weight="bold")
+
+
+def draw_entry(grid: Grid, row: int, entry: tuple, columns: int, gutter: int) -> None:
+    label, added, removed, text, caption_at = entry
+    if added is not None:
+        grid.text(row, 2, label, weight="bold")
+        counts_at = caption_at - 2 - len(f"+{added} −{removed}")
+        grid.text(row, counts_at, f"+{added}", COLOURS["add ink"])
+        grid.text(row, counts_at + len(f"+{added} "), f"−{removed}", COLOURS["del ink"])
+    grid.text(row, caption_at, text)
 
 
 IMAGE_ROWS = {"+": ("add row", "add change", "add ink"), "-": ("del row", "del change", "del ink")}
@@ -692,9 +919,25 @@ def draw_row(grid: Grid, row: int, line: Row, columns: int, gutter: int) -> None
     if line.kind == "\\":
         grid.text(row, code_at, NO_NEWLINE, COLOURS["muted"], style="italic")
         return
-    column = code_at
-    for segment in clip(line.segments, columns - code_at):
-        if segment.changed:
+    draw_segments(grid, row, code_at, line.segments, change)
+
+
+def draw_continued(grid: Grid, row: int, piece: tuple, columns: int, gutter: int) -> None:
+    """The rest of a wrapped line: no line numbers, and CONTINUED before it."""
+    kind, column, segments = piece
+    background, change, _ = IMAGE_ROWS.get(kind, (None, None, None))
+    if background:
+        grid.box(row, COLOURS[background])
+    code_at = 2 * gutter + 4 + column
+    grid.text(row, code_at - len(CONTINUED), CONTINUED.strip(), COLOURS["muted"])
+    draw_segments(grid, row, code_at, segments, change)
+
+
+def draw_segments(grid: Grid, row: int, column: int, segments: tuple[Segment, ...],
+                  change: str | None) -> None:
+    """Code from column on: each token in its colour, what changed on a lighter box."""
+    for segment in segments:
+        if segment.changed and change:
             grid.box(row, COLOURS[change], column, column + len(segment.text))
         if segment.text.strip():
             colour, weight, style = token_style(segment.token)
@@ -710,20 +953,8 @@ def token_style(token) -> tuple[str, str, str]:
     return colour, "bold" if style["bold"] else "normal", "italic" if style["italic"] else "normal"
 
 
-def clip(segments: tuple[Segment, ...], width: int) -> tuple[Segment, ...]:
-    """The segments cut to width characters, the last of them an ellipsis when cut."""
-    if sum(len(segment.text) for segment in segments) <= width:
-        return segments
-    kept, room = [], width - 1
-    for segment in segments:
-        if room <= 0:
-            break
-        kept.append(replace(segment, text=segment.text[:room]))
-        room -= len(kept[-1].text)
-    return (*kept, Segment("…", Text, False))
-
-
 def clip_text(text: str, width: int) -> str:
+    """A file name cut to width, ending in "…" when cut (code is never cut: it wraps)."""
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
@@ -731,12 +962,15 @@ def clip_text(text: str, width: int) -> str:
 
 
 def to_markdown(page: Page) -> str:
-    """A fenced diff block, its fence longer than any run of backticks in the diff, then the
-    caption in italics."""
-    longest = max([len(run) for run in re.findall(r"`+", page.diff)] + [0])
-    fence = "`" * max(3, longest + 1)
+    """A fenced block (the hunk as a diff, or the overview as text), its fence longer than any
+    run of backticks in it, then the caption in italics."""
     caption = re.sub(r"([\\`*_\[\]<>])", r"\\\1", page.caption)
-    return f"{fence}diff\n{page.diff}{fence}\n\n*{caption}*\n"
+    if not page.markdown:
+        return f"*{caption}*\n"
+    longest = max([len(run) for run in re.findall(r"`+", page.markdown)] + [0])
+    fence = "`" * max(3, longest + 1)
+    language = "diff" if page.block else "text"
+    return f"{fence}{language}\n{page.markdown}{fence}\n\n*{caption}*\n"
 
 
 # ---------------------------------------------------------------------------- files
@@ -744,10 +978,11 @@ def to_markdown(page: Page) -> str:
 
 def render_patch(patch: apply.Patch, out_dir: Path, source_name: str,
                  base: dict[str, bytes] | None = None) -> list[Figure]:
-    """Write patch.{html,svg,png,md} and hunk-<k>.{html,svg,png,md} into out_dir.
+    """Write patch.{html,svg,png,md} (the overview) and a hunk-<k>[-<j>].{html,svg,png,md} per
+    hunk figure into out_dir.
 
     base is the tree the patch applies to (the spine plus the patches before it); with it,
-    captions name a method with its class. The figures' paths are out_dir/<name>.html.
+    captions name a method with its class. The figures' paths are out_dir/<stem>.html.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = []
@@ -806,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         figures = (render_files(args.patches, args.output) if args.patches
                    else draw_patches(ROOT, args.output))
     except apply.ApplyError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {apply.printable(str(error))}", file=sys.stderr)
         return 1
     for figure in figures:
         print(f"{figure.path}  {figure.caption}")

@@ -1,22 +1,22 @@
-"""python -m runs [RECIPE] [--jobs N] [--quick]: train a recipe's unfinished runs, or list the recipes."""
+"""python -m runs [RECIPE] [--jobs N] [--quick]: train a recipe's unfinished runs, or list the recipes.
+python -m runs sample RUN_DIR [--prompt P] [-n N]: sample from a trained run (runs/sample.py)."""
 
 import argparse
 import os
 import sys
 from pathlib import Path
 
-from runs import ROOT
+from runs import sample
 from runs.recipe import RECIPES_DIR, RecipeError, load_recipe, recipe_names
+from runs.runner import CACHE_DIR, QUICK_DIR, Runner, prepare, recipe_lock, shown
 from runs.store import RESULTS_DIR, read_json, staleness
-
-QUICK_DIR = ROOT / "out" / "quick"
-CACHE_DIR = ROOT / "data" / "cache"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m runs", description=(
         "Train a recipe's runs (runs/recipes/RECIPE.toml) into runs/results/RECIPE/. Finished runs are "
-        "never retrained; interrupted ones resume. Without RECIPE: list the recipes."))
+        "never retrained; interrupted ones resume. Without RECIPE: list the recipes."),
+        epilog="To sample from a trained run: python -m runs sample RUN_DIR (see its --help).")
     parser.add_argument("recipe", nargs="?", help="the recipe to train")
     parser.add_argument("--jobs", "-j", type=int, default=1,
                         help="trainings at once; with more than one, each gets one torch thread")
@@ -58,8 +58,6 @@ def stale_note(jobs):
 
 
 def train_recipe(args):
-    from runs.runner import Runner, prepare, recipe_lock, shown  # imports torch: not needed to list
-
     recipe = load_recipe(args.recipe, args.recipes)
     threads = 1 if args.jobs > 1 else os.cpu_count() or 1
     jobs = prepare(recipe, args.results, args.cache, quick=args.quick, threads=threads)
@@ -82,7 +80,10 @@ def train_recipe(args):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sample"]:  # a command, not a recipe: the recipe name is reserved for it
+        return sample.main(argv[1:])
+    args = parse_args(argv)
     if args.recipe is None:
         list_recipes(args.recipes, args.results)
         return 0

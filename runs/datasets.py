@@ -471,8 +471,9 @@ def parse_setting(text):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Build a dataset of the lab: one DIR/<domain>.txt per domain.")
-    parser.add_argument("builder", help=f"one of: {', '.join(BUILDERS)}")
+    parser = argparse.ArgumentParser(prog="python -m runs.datasets",
+                                     description="Build a dataset of the lab: one DIR/<domain>.txt per domain.")
+    parser.add_argument("builder", metavar="BUILDER", help=f"one of: {', '.join(BUILDERS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",
                         help="a builder argument; the value is read as JSON when it parses, else as a string")

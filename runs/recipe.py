@@ -16,6 +16,7 @@ RUNNER_FLAGS = {"input-file", "work-dir", "seed", "max-steps", "resume", "sample
 PROBES = {"samples", "attention", "activations", "routing", "ponder"}
 RECIPE_KEYS = {"purpose", "variant", "steps", "seeds", "probes", "dataset", "flags", "grid", "arm"}
 ARM_KEYS = {"name", "variant", "flags"}
+COMMANDS = {"sample"}  # `python -m runs sample ...` is a command, so no recipe can be called that
 
 
 class RecipeError(Exception):
@@ -84,6 +85,9 @@ def load_recipe(name, recipes_dir=RECIPES_DIR):
     if not path.is_file():
         known = ", ".join(recipe_names(recipes_dir)) or "none"
         raise RecipeError(f"no recipe {name!r} in {recipes_dir} (known: {known})")
+    if name in COMMANDS:
+        raise RecipeError(f"{path.name}: {name!r} is the name of a command (python -m runs {name}): "
+                          "rename the recipe")
     try:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -137,10 +141,13 @@ def _no_unknown_keys(table, known, where):
         raise RecipeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
 
+KIND_NAMES = {int: "an integer", str: "a string", list: "a list"}
+
+
 def _typed(table, key, kind, where):
     value = table[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        raise RecipeError(f"{where}: {key!r} must be a {kind.__name__}, not {value!r}")
+        raise RecipeError(f"{where}: {key!r} must be {KIND_NAMES[kind]}, not {value!r}")
     return value
 
 

@@ -15,9 +15,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,9 +27,11 @@ from runs.recipe import RecipeError
 from runs.store import file_sha256, load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
+QUICK_DIR = ROOT / "out" / "quick"  # where --quick runs go: never into the results
+CACHE_DIR = ROOT / "data" / "cache"  # the datasets, as runs/datasets.py materialises them
 QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
 PROGRESS_SECONDS = 10.0  # at most one progress line per run this often
-STATE_FILE = ".runner.json"  # per run, git-ignored: the training time spent across resumes
+STATE_FILE = ".runner.json"  # per run, git-ignored: training time across resumes, and whether trained
 
 
 @dataclass
@@ -39,7 +40,7 @@ class Job:
     directory: Path
     config: dict
     probes: list
-    state: str  # "finished", "resume" or "fresh"
+    state: str  # "finished", "probe" (trained, not measured yet), "resume" or "fresh"
     note: str | None = None  # why an unfinished run starts over
 
 
@@ -62,7 +63,8 @@ def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
     for spec in recipe.runs():
         spec = shrunk(spec) if quick else spec
         directory = Path(results_dir) / recipe.name / spec.name
-        argv = [code[spec.variant]["file"], "-i", ",".join(f["path"] for f in files), "-o", shown(directory),
+        inputs = ",".join(f["path"] for f in files)
+        argv = [code[spec.variant]["file"], "-i", inputs, "-o", shown(directory),
                 "--seed", str(spec.seed), "--max-steps", str(spec.steps), *flag_arguments(spec.flags)]
         config = {
             "recipe": recipe.name, "run": spec.name, "arm": spec.arm, "variant": spec.variant,
@@ -70,7 +72,8 @@ def prepare(recipe, results_dir, cache_dir, quick=False, threads=1):
             "flags": spec.flags, "argv": argv, "command": "python " + shlex.join(argv),
             "dataset": {**recipe.dataset, "files": files},
             "code": code[spec.variant]["code"],
-            "torch": importlib.metadata.version("torch"), "python": platform.python_version(), "threads": threads,
+            "torch": importlib.metadata.version("torch"), "python": platform.python_version(),
+            "threads": threads,
         }
         jobs.append(Job(spec.name, directory, config, recipe.probes, *run_state(directory, config)))
     check_flags(jobs, recipe.name)
@@ -121,30 +124,55 @@ def flag_arguments(flags):
 def check_flags(jobs, recipe_name):
     """Parse every run's command line with the variant's own parser, so that a flag the variant
     does not have (or a bad value) is one line now rather than a crash in the middle of a recipe."""
-    parsers = {}
+    modules = {}
     for job in jobs:
         file = job.config["file"]
-        if file not in parsers:
-            parsers[file] = load_module(ROOT / file).parse_args
-        errors = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(errors):
-                parsers[file](job.config["argv"][1:])
-        except SystemExit:
-            message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
-            raise RecipeError(f"recipe {recipe_name}: run {job.name}: {file} says: {message}") from None
+        if file not in modules:
+            modules[file] = load_variant(job.config, f"recipe {recipe_name}: ")
+        where = f"recipe {recipe_name}: run {job.name}: {file} says: "
+        parse_flags(modules[file], job.config["argv"][1:], where)
+
+
+def parse_flags(module, argv, where):
+    """The variant's own parser's reading of argv, or its complaint as one line (RecipeError)."""
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return module.parse_args(argv)
+    except SystemExit:
+        message = errors.getvalue().strip().splitlines()[-1].split("error: ", 1)[-1]
+        raise RecipeError(where + message.removesuffix(" (see --help)")) from None
+
+
+def load_variant(config, where=""):
+    """The module of a run's variant file, or one line (RecipeError) saying where it fails to load."""
+    file = config["file"]
+    try:
+        return load_module(ROOT / file)
+    except Exception as error:
+        if isinstance(error, SyntaxError) and Path(error.filename or "") == ROOT / file:
+            line, problem = error.lineno, f"SyntaxError: {error.msg}"
+        else:  # a statement run on import failed (an import of a broken module too): name its line
+            lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+                     if Path(frame.filename) == ROOT / file]
+            line, problem = lines[-1] if lines else "?", f"{type(error).__name__}: {error}"
+    patches = [patch["name"] for patch in config["code"]["patches"]]
+    made = f" (it is the spine + {', '.join(patches)})" if patches else ""
+    raise RecipeError(f"{where}{file} does not load: line {line}: {problem}{made}")
 
 
 def run_state(directory, config):
-    """finished (summary.json exists), resume (a checkpoint of this very command and code), or fresh."""
+    """finished (summary.json exists), probe (this very command and code trained to its last
+    step, its probes not run yet), resume (a checkpoint of this command and code), or fresh."""
     if (directory / "summary.json").is_file():
         return "finished", None
     old = read_json(directory / "config.json")
     if old is None or not (directory / "checkpoint.pt").is_file():
         return "fresh", None
-    if same_training(old, config):
-        return "resume", None
-    return "fresh", "its command, data or code changed since it started, so it starts over"
+    if not same_training(old, config):
+        return "fresh", "its command, data or code changed since it started, so it starts over"
+    trained = (read_json(directory / STATE_FILE) or {}).get("trained", False)
+    return ("probe" if trained else "resume"), None
 
 
 def same_training(old, new):
@@ -166,15 +194,12 @@ class Progress:
 
     def __init__(self, total, finished):
         self.total, self.finished = total, finished
-        self.lock = threading.Lock()
 
     def say(self, name, message):
-        with self.lock:
-            print(f"[{self.finished}/{self.total} done] {name}: {message}", flush=True)
+        print(f"[{self.finished}/{self.total} done] {name}: {message}", flush=True)
 
     def run_finished(self, name, message):
-        with self.lock:
-            self.finished += 1
+        self.finished += 1
         self.say(name, message)
 
 
@@ -199,16 +224,19 @@ class StepClock:
             return None
         self.last_said = now
         rate = (step - self.first[0]) / (now - self.first[1])
-        return f"step {step}/{self.steps}, loss {float(match[2]):.4f}, ETA {format_seconds((self.steps - step) / rate)}"
+        eta = format_seconds((self.steps - step) / rate)
+        return f"step {step}/{self.steps}, loss {float(match[2]):.4f}, ETA {eta}"
 
 
 def format_seconds(seconds):
     minutes, seconds = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
 def child_environment(threads):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -226,100 +254,146 @@ def parent_death_signal():
 
 DIE_WITH_PARENT = parent_death_signal()
 
+STOPPED = {"training": "stopped; it resumes from its checkpoint next time",
+           "probes": "probes interrupted; they rerun next time"}
+
 
 class Runner:
+    """Trains the jobs, `parallel` at a time, each as a generator that yields while one of its
+    processes runs, all advanced by the main thread. So the thread that starts every process lives
+    as long as the runner: Linux sends the parent-death signal when that *thread* exits, and a
+    process started from a pool thread could get it early. (It can still come more than once, once
+    per thread of the dying runner the process is handed to: the trainer takes every SIGTERM after
+    the first as the same request.)"""
+
     def __init__(self, jobs, parallel=1):
         self.jobs, self.parallel = jobs, parallel
         self.threads = jobs[0].config["threads"] if jobs else 1
         self.children = set()
-        self.stopping = threading.Event()
+        self.asked = set()  # the children already asked to stop
+        self.stopping = False
         self.progress = Progress(len(jobs), sum(job.state == "finished" for job in jobs))
 
     # -- signals: the first Ctrl-C or SIGTERM asks every training to checkpoint and stop
 
     def stop(self, signum, frame):
-        if not self.stopping.is_set():
+        """A person's Ctrl-C is passed on every time, so that a second one aborts, as it does when
+        typed at a training. SIGTERM comes from programs, maybe more than once: a child gets at
+        most one stop request from it."""
+        if not self.stopping:
             print("\nstopping: each running training saves a checkpoint; run the recipe again to resume",
                   file=sys.stderr, flush=True)
-        self.stopping.set()
+        self.stopping = True
         for child in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                child.send_signal(signum)  # the trainer's second signal aborts it at once
+            if signum == signal.SIGINT or child not in self.asked:
+                self.ask_to_stop(child, signum)
+
+    def ask_to_stop(self, child, signum):
+        self.asked.add(child)
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
 
     def run(self):
         """Train every unfinished job; returns {state: count} with state done/failed/interrupted."""
-        todo = [job for job in self.jobs if job.state != "finished"]
+        waiting = [job for job in self.jobs if job.state != "finished"]
+        running, outcomes = [], []  # running: (job, its steps) pairs
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-                futures = [pool.submit(self.execute, job) for job in todo]
-                while not all(future.done() for future in futures):
-                    wait(futures, timeout=0.5)  # short waits, so that signal handlers run promptly
+            while waiting or running:
+                while waiting and len(running) < self.parallel and not self.stopping:
+                    job = waiting.pop(0)
+                    running.append((job, self.finish(job)))
+                for task in list(running):
+                    outcome = self.advance(*task)
+                    if outcome:
+                        outcomes.append(outcome)
+                        running.remove(task)
+                if self.stopping:  # what has not started stays for the next call
+                    outcomes += ["interrupted"] * len(waiting)
+                    waiting = []
+                if running:
+                    time.sleep(0.2)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        outcomes = [future.result() for future in futures]
         return {state: outcomes.count(state) for state in ("done", "failed", "interrupted")}
 
-    def execute(self, job):
-        if self.stopping.is_set():
-            return "interrupted"
+    def advance(self, job, steps):
+        """Let a job go on until it waits again; its outcome once it has ended, else None."""
         try:
-            return self.train_and_finish(job)
+            next(steps)
+            return None
+        except StopIteration as end:
+            return end.value
         except Exception as error:  # one broken run must not take the others down
             self.progress.say(job.name, f"failed: {type(error).__name__}: {error}")
             return "failed"
 
-    def train_and_finish(self, job):
+    def finish(self, job):
+        """Train (unless that is done), probe, summarise: done, failed or interrupted."""
         if job.state == "fresh" and job.directory.exists():
             self.progress.say(job.name, f"starting over: {job.note}" if job.note else "starting over")
             shutil.rmtree(job.directory)
         job.directory.mkdir(parents=True, exist_ok=True)
         write_json(job.directory / "config.json", job.config)
-        argv = job.config["argv"] + (["--resume"] if job.state == "resume" else [])
-        self.progress.say(job.name, "resuming from its checkpoint" if job.state == "resume" else "training")
-        code = self.supervise(job, [sys.executable] + argv, StepClock(job.config["steps"]), timed=True)
+        if job.state != "probe":
+            argv = job.config["argv"] + (["--resume"] if job.state == "resume" else [])
+            resuming = job.state == "resume"
+            self.progress.say(job.name, "resuming from its checkpoint" if resuming else "training")
+            code = yield from self.supervise(job, [sys.executable] + argv, StepClock(job.config["steps"]),
+                                             timed=True)
+            if code != 0:
+                return self.unfinished(job, code, "training")
+            update_state(job.directory, trained=True)  # the trainer exits 0 only at its last step
+        if self.stopping:
+            return self.unfinished(job, None, "probes")
+        when = " earlier" if job.state == "probe" else ""
+        self.progress.say(job.name, f"trained{when}; running its probes")
+        code = yield from self.supervise(job, [sys.executable, "-m", "runs.probes", shown(job.directory),
+                                               *job.probes])
         if code != 0:
-            return self.unfinished(job, code)
-        code = self.supervise(job, [sys.executable, "-m", "runs.probes", shown(job.directory), *job.probes])
-        if code != 0:
-            return self.unfinished(job, code)
+            return self.unfinished(job, code, "probes")
         summary = summarize(job.directory)
         write_json(job.directory / "summary.json", summary)  # last: this makes the run finished
+        (job.directory / "checkpoint.pt").unlink(missing_ok=True)  # a finished run never resumes
         self.progress.run_finished(job.name, f"best test loss {summary['best_test_loss']:.4f} at step "
                                              f"{summary['best_step']} ({format_seconds(summary['wall_s'])})")
         return "done"
 
-    def unfinished(self, job, code):
-        if self.stopping.is_set():
-            self.progress.say(job.name, "stopped; it resumes from its checkpoint next time")
+    def unfinished(self, job, code, phase):
+        if self.stopping:
+            self.progress.say(job.name, STOPPED[phase])
             return "interrupted"
         log = job.directory / "train.log"
         last = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
-        self.progress.say(job.name, f"failed (exit {code}): {' '.join(last)} (log: {shown(log)})")
+        failed = "failed" if phase == "training" else f"{phase} failed"
+        self.progress.say(job.name, f"{failed} (exit {code}): {' '.join(last)} (log: {shown(log)})")
         return "failed"
 
     def supervise(self, job, argv, clock=None, timed=False):
-        """Run one process for a job, its output appended to train.log; returns its exit code.
-        The process writes the log itself (no pipe through the runner), so a runner that dies
-        leaves it a working stdout to report its checkpoint on, and the log complete."""
+        """Run one process for a job, its output appended to train.log; yields while it runs and
+        returns its exit code. The process writes the log itself (no pipe through the runner), so
+        a runner that dies leaves it a working stdout to report its checkpoint on."""
         started = time.monotonic()
         log_file = job.directory / "train.log"
         with log_file.open("a") as log, log_file.open("rb") as follow:
             follow.seek(0, os.SEEK_END)
             child = subprocess.Popen(argv, cwd=ROOT, env=child_environment(self.threads), stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=DIE_WITH_PARENT)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=DIE_WITH_PARENT)
             self.children.add(child)
+            if self.stopping and child not in self.asked:  # the stop came while it was being started
+                self.ask_to_stop(child, signal.SIGTERM)
             try:
                 while child.poll() is None:
                     self.report(job, follow, clock)
-                    time.sleep(0.2)
+                    yield
                 self.report(job, follow, clock)
                 return child.returncode
             finally:
                 self.children.discard(child)
                 if timed:
-                    add_training_time(job.directory, time.monotonic() - started)
+                    update_state(job.directory, seconds=time.monotonic() - started)
 
     def report(self, job, follow, clock):
         """Progress from the lines the process has written since the last look; a line still
@@ -335,10 +409,12 @@ class Runner:
                 self.progress.say(job.name, message)
 
 
-def add_training_time(directory, seconds):
-    state = read_json(directory / STATE_FILE) or {"wall_s": 0.0}
+def update_state(directory, seconds=0.0, **changes):
+    """The runner's own record of a run (.runner.json): the training time across resumes, and
+    whether the trainer has finished its steps."""
+    state = {"wall_s": 0.0, "trained": False, **(read_json(directory / STATE_FILE) or {})}
     state["wall_s"] += seconds
-    write_json(directory / STATE_FILE, state)
+    write_json(directory / STATE_FILE, {**state, **changes})
 
 
 # -----------------------------------------------------------------------------

@@ -1,5 +1,11 @@
 """apply.py's reader, strict applier and canonical writer, on small hand-made patches."""
 
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 
 import apply
@@ -176,15 +182,16 @@ def test_drift_is_refused_with_its_offset():
     assert apply_to(b"a\nb\nc\nd\n", patch_text) == b"a\nb\nC\nd\n"
     drifted = b"".join(b"new %d\n" % i for i in range(8)) + b"a\nb\nc\nd\n"
     message = fails(drifted, patch_text)
-    assert "f.py: hunk 1 '@@ -2,3 +2,3 @@' does not apply" in message
-    assert "at file line 2, patch line 4: expected 'b\\n', found 'new 1\\n'" in message
+    assert "f.py: hunk 1 '@@ -2,3 +2,3 @@' does not apply at file line 2 (patch line 4): " \
+           "expected 'b\\n', found 'new 1\\n'" in message
+    assert "\n" not in message  # one line
     assert "found at line 10 (+8)" in message and "drifted" in message
 
 
 def test_conflict_is_refused_saying_found_nowhere():
     patch_text = "--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n-c\n+C\n d\n"
     message = fails(b"a\nb\nc, changed upstream\nd\n", patch_text)
-    assert "at file line 3, patch line 5: expected 'c\\n', found 'c, changed upstream\\n'" in message
+    assert "at file line 3 (patch line 5): expected 'c\\n', found 'c, changed upstream\\n'" in message
     assert "found nowhere" in message
 
 
@@ -194,8 +201,9 @@ def test_hunk_past_the_end_of_the_file():
 
 
 def test_new_start_must_match_the_hunks_before_it():
-    message = fails(b"a\nb\n", "--- a/f.py\n+++ b/f.py\n@@ -1 +1,2 @@\n-a\n+A\n+A2\n@@ -2 +2 @@\n-b\n+B\n")
-    assert "hunk 2" in message and "starts at line 3, not 2" in message
+    message = fails(b"a\nb\nc\nd\ne\n", "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,3 @@\n-a\n+A\n+A2\n b\n"
+                                       "@@ -4,2 +4,2 @@\n-d\n+D\n e\n")
+    assert "hunk 2" in message and "starts at line 5, not 4" in message
 
 
 def test_whitespace_is_not_forgiven():
@@ -233,10 +241,17 @@ def test_header_only_patch_is_an_empty_diff():
     assert patch.files == () and apply.apply_patch({"f.py": b"a\n"}, patch) == {"f.py": b"a\n"}
 
 
-@pytest.mark.parametrize("line", ["--- a note", "+++ more", "@@ -1 +1 @@", "diff --git a/f b/f"])
+@pytest.mark.parametrize("line", ["+++ more", "@@ -1 +1 @@"])
 def test_header_line_that_reads_as_diff_structure_is_refused(line):
     message = refused(f"Description: x\n{line}\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
     assert "header line 2 starts with" in message and "reword it" in message
+
+
+def test_header_line_that_starts_a_file_diff_is_refused():
+    """'--- ' ends the header; without a '+++ ' line after it, it was meant as header text."""
+    message = refused("Description: x\n--- a note\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert "patch line 2: '--- a note' starts a file diff, but no '+++ ' line follows" in message
+    assert "reword it" in message
 
 
 def test_stray_line_after_the_last_hunk_is_refused():
@@ -287,3 +302,255 @@ def test_ignore_rule():
     kept = [("makemore.py", False), ("out.py", False), ("models", True), ("notes.txt", False)]
     assert all(apply.is_ignored(name, is_dir) for name, is_dir in ignored)
     assert not any(apply.is_ignored(name, is_dir) for name, is_dir in kept)
+
+
+# ---------------------------------------------------------------------------- checked against git apply
+
+
+def git_apply(old: bytes, patch_text: str, path: str = "f.py") -> bytes | None:
+    """What git makes of the patch applied to old (outside any repository), or None if it refuses."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / path).write_bytes(old)
+        (Path(folder) / "p.patch").write_bytes(patch_text.encode())
+        env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(folder).parent)}
+        done = subprocess.run(["git", "-c", "core.autocrlf=false", "apply", "p.patch"],
+                              cwd=folder, env=env, capture_output=True)
+        return (Path(folder) / path).read_bytes() if done.returncode == 0 else None
+
+
+needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+@needs_git
+def test_lines_that_start_with_dashes_and_pluses_are_read_by_the_hunk_counts():
+    """A removed '-- x' reads '--- x' and an added '++ x' reads '+++ x': inside a hunk whose
+    counts are not used up they are hunk lines, not a file header, as git reads them."""
+    old, new = b"x\n-- import io\ny\n", b"x\n++ import io\ny\n"
+    patch_text = apply.diff_file("f.py", old, new)
+    assert "\n--- import io\n+++ import io\n" in patch_text
+    assert apply_to(old, patch_text) == new == git_apply(old, patch_text)
+    # as `diff -u` writes it, with timestamps after the names
+    stamped = patch_text.replace("--- a/f.py\n", "--- a/f.py\t2025-01-31 10:00:00.000 +0000\n", 1)
+    stamped = stamped.replace("+++ b/f.py\n", "+++ b/f.py\t2025-01-31 10:00:01.000 +0000\n", 1)
+    assert apply_to(old, stamped) == new == git_apply(old, stamped)
+
+
+@needs_git
+@pytest.mark.parametrize("header", ["@@ -0,\u0660 +1 @@", "@@ -\u0661 +\u0661 @@", "@@ -1 +\uff11 @@"])
+def test_hunk_headers_take_ascii_digits_only(header):
+    patch_text = f"--- a/f.py\n+++ b/f.py\n{header}\n-a\n+x\n"
+    assert "not a hunk header" in refused(patch_text)
+    assert git_apply(b"a\n", patch_text) is None
+
+
+@needs_git
+@pytest.mark.parametrize("old, patch_text, why", [
+    # made for an empty file: git applies it to an empty file only
+    (b"x\n", "--- a/f.py\n+++ b/f.py\n@@ -0,0 +1 @@\n+new\n", "so the file must be empty, but it has 1 line"),
+    # no context after the change: it reached the end of the file, and must still end there
+    (b"a\nb\nc\nd\n", "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n",
+     "must end at the end of the file, but the file goes on after line 3"),
+    # a hunk that names line 1 belongs at the top; a context-free insertion after line 1 is not
+    (b"a\nb\n", "--- a/f.py\n+++ b/f.py\n@@ -1,0 +2 @@\n+new\n", "must start at the top of the file"),
+])
+def test_a_hunk_at_an_edge_of_the_file_must_match_at_that_edge(old, patch_text, why):
+    assert why in fails(old, patch_text)
+    assert git_apply(old, patch_text) is None
+
+
+@needs_git
+def test_hunks_at_the_edges_apply_where_git_applies_them():
+    assert apply_to(b"", "--- a/f.py\n+++ b/f.py\n@@ -0,0 +1 @@\n+new\n") == b"new\n"
+    at_end = "--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n c\n-d\n+D\n"
+    assert apply_to(b"a\nb\nc\nd\n", at_end) == b"a\nb\nc\nD\n" == git_apply(b"a\nb\nc\nd\n", at_end)
+
+
+def test_an_old_range_from_line_0_must_be_empty():
+    assert "line 0" in refused("--- a/f.py\n+++ b/f.py\n@@ -0,1 +1 @@\n-a\n+b\n")
+
+
+@needs_git
+def test_rebase_keeps_a_hunk_at_the_end_of_the_file():
+    patch = parse("--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n")
+    with pytest.raises(ApplyError, match="found nowhere|end of the file"):
+        apply.rebase_patch({"f.py": b"a\nb\nc\nd\n"}, patch)
+    with pytest.raises(ApplyError, match="must start at the top of the file"):
+        apply.rebase_patch({"f.py": b"top\na\nb\nc\n"}, patch)  # it names line 1
+    patch = parse("--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n c\n-d\n+D\n")
+    assert apply.rebase_patch({"f.py": b"top\na\nb\nc\nd\n"}, patch)[0]["f.py"] == b"top\na\nb\nc\nD\n"
+    with pytest.raises(ApplyError, match="must end at the end of the file"):
+        apply.rebase_patch({"f.py": b"a\nb\nc\nd\ne\n"}, patch)
+
+
+GIT_DIFF = (
+    "diff --git a/f.py b/f.py\n"
+    "index 3b18e51..e69de29 100644\n"
+    "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n"
+    "diff --git a/g.py b/g.py\n"
+    "new file mode 100644\n"
+    "index 0000000..89b24ec\n"
+    "--- /dev/null\n+++ b/g.py\n@@ -0,0 +1 @@\n+g\n"
+)
+
+
+@needs_git
+def test_git_diff_output_is_taken():
+    tree = apply.apply_patch({"f.py": b"a\nb\n"}, parse(GIT_DIFF))
+    assert tree == {"f.py": b"a\nB\n", "g.py": b"g\n"}
+    assert git_apply(b"a\nb\n", GIT_DIFF) == b"a\nB\n"
+
+
+def test_quilt_index_lines_are_taken():
+    quilt = "Index: b/f.py\n" + "=" * 67 + "\n--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n"
+    assert apply_to(b"a\nb\n", HEADER + quilt) == b"a\nB\n"
+    assert parse(HEADER + quilt).header == HEADER
+
+
+@pytest.mark.parametrize("line, why", [
+    ("deleted file mode 100644", "deleting files is not supported"),
+    ("old mode 100644", "mode changes are not supported"),
+    ("new file mode 100755", "file modes"),
+    ("similarity index 90%", "renames and copies are not supported"),
+    ("rename from f.py", "renames and copies are not supported"),
+    ("Binary files a/f.py and b/f.py differ", "binary diffs are not supported"),
+    ("weird stuff", "not a line of a git diff header"),
+])
+def test_git_headers_of_unsupported_changes_are_refused_saying_why(line, why):
+    message = refused(f"diff --git a/f.py b/f.py\n{line}\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert why in message and "patch line 2" in message
+
+
+def test_a_git_header_must_name_the_file_its_diff_changes():
+    message = refused("diff --git a/g.py b/g.py\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n")
+    assert "'diff --git a/g.py b/g.py' names another file than its diff (f.py)" in message
+
+
+def test_a_git_header_without_a_diff_is_refused():
+    message = refused("diff --git a/f.py b/f.py\nnew file mode 100644\nindex 0000000..e69de29\n")
+    assert "no '--- ' and '+++ ' lines" in message
+
+
+def test_crlf_patch_is_refused_saying_crlf_line_endings():
+    crlf = "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n".replace("\n", "\r\n")
+    message = refused(HEADER.replace("\n", "\r\n") + crlf)
+    assert "CRLF line endings" in message and "patch line 10" in message
+
+
+def test_an_lf_file_and_a_crlf_hunk_are_told_apart():
+    patch_text = apply.diff_file("f.py", b"a\r\nb\r\n", b"a\r\nB\r\n")
+    assert "CRLF line endings" in fails(b"a\nb\n", patch_text)
+
+
+CONTROLS = ["\x1b[31m", "\r", "\x0c", "\x00", "\x85", "\u2028"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_messages_show_control_characters_escaped(control):
+    renamed = f"--- a/f{control}.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n"
+    conflict = f"--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a{control}\n+b\n"
+    header = f"Description: x\n@@ {control}\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n"
+    stray = f"--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+b\n{control}\n"
+    messages = [refused(renamed), fails(b"a\n", conflict), refused(header), refused(stray)]
+    for message in messages:
+        assert message.isprintable(), message
+
+
+@needs_git
+def test_file_names_inside_a_hunk_whose_counts_run_on_are_hunk_lines_as_git_reads_them():
+    patch_text = "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,2 @@\n-a\n+A\n--- a/g.py\n+++ b/g.py\n"
+    (file,) = parse(patch_text).files
+    assert [line.text for line in file.hunks[0].lines] == ["a\n", "A\n", "-- a/g.py\n", "++ b/g.py\n"]
+    old = b"a\n-- a/g.py\n"
+    assert apply_to(old, patch_text) == b"A\n++ b/g.py\n" == git_apply(old, patch_text)
+
+
+# ---------------------------------------------------------------------------- what a hunk changes
+
+CAPTIONED = '''import os
+
+
+class A:
+    def f(self):
+        return 1
+
+    def g(self,
+          x):
+        return 2
+
+
+def h():
+    return 3
+'''
+
+
+def caption(new: str, old: str = CAPTIONED, with_file: bool = True) -> list[str]:
+    """The caption of each hunk of the diff from old to new."""
+    (file,) = parse(apply.diff_file("f.py", old.encode(), new.encode(), context=1)).files
+    old_lines = apply.split_lines(old) if with_file else None
+    return [apply.hunk_changes(hunk, apply.hunk_scopes(hunk, old_lines)).caption for hunk in file.hunks]
+
+
+@pytest.mark.parametrize("new, captions", [
+    (CAPTIONED.replace("return 2", "return 22"), ["edits A.g"]),
+    (CAPTIONED.replace("x):", "x, y):"), ["edits A.g"]),  # a signature spread over two lines
+    (CAPTIONED.replace("def f(self):", "def f(self, y):"), ["edits A.f"]),
+    (CAPTIONED.replace("import os\n", "import os\nimport sys\n"), ["edits top-level code"]),
+    (CAPTIONED.replace("\n\ndef h", "\n\n@cache\ndef k():\n    return 4\n\n\ndef h"), ["adds k"]),
+    (CAPTIONED.replace("\n\n\ndef h", "\n\n    def k(self):\n        return 4\n\n\ndef h"), ["adds A.k"]),
+    (CAPTIONED.replace("\n\nclass A", "\n\nclass B:\n    def k(self):\n        return 4\n\n\nclass A"),
+     ["adds B"]),
+    (CAPTIONED.replace("\n\n\ndef h():\n    return 3\n", "\n"), ["removes h"]),
+    (CAPTIONED.replace("return 1", "return 11").replace("\n\n\ndef h", "\n\n\ndef k():\n    pass\n\n\ndef h"),
+     ["edits A.f", "adds k"]),
+    (CAPTIONED.replace("return 3", "return 33\n\n\ndef k():\n    pass"), ["adds k; edits h"]),
+    (CAPTIONED.replace("        return 2", "        y = x\n        return y"), ["edits A.g"]),
+])
+def test_a_hunk_is_captioned_by_what_it_adds_edits_and_removes(new, captions):
+    assert caption(new) == captions
+
+
+STRINGY = "\n".join([
+    "class A:",
+    "    def f(self):",
+    '        """A docstring with an open bracket (see below,',
+    'and a line at the left margin."""',
+    "        total = 1 + \\",
+    "    2",
+    "        return total",
+    "",
+    "    def g(self):",
+    "        return \"(\" + \'\'\'",
+    "(\'\'\' + \"#\"  # an unmatched ( in strings and comments",
+    "",
+    "",
+    "def h():",
+    "    return 3",
+    "",
+])
+
+
+@pytest.mark.parametrize("old, new, captions", [
+    ("        return total\n", "        return total + 1\n", ["edits A.f"]),
+    ("        return \"(\" + '''\n", "        return \"[\" + '''\n", ["edits A.g"]),
+    ("    return 3\n", "    return 4\n", ["edits h"]),
+])
+def test_strings_comments_and_continued_lines_do_not_end_a_definition(old, new, captions):
+    assert caption(STRINGY.replace(old, new), old=STRINGY) == captions
+
+
+def test_without_the_file_a_caption_starts_from_the_hunks_section():
+    new = CAPTIONED.replace("return 2", "return 22")
+    assert caption(new, with_file=False) == ["edits g"]  # git's section names g, not its class
+
+
+def test_a_part_of_a_hunk_is_captioned_by_its_own_lines():
+    new = CAPTIONED.replace("\n\ndef h", "\n\nclass B:\n    def k(self):\n        return 4\n\n"
+                                        "    def m(self):\n        return 5\n\n\ndef h")
+    (file,) = parse(apply.diff_file("f.py", CAPTIONED.encode(), new.encode())).files
+    hunk = file.hunks[0]
+    scopes = apply.hunk_scopes(hunk, apply.split_lines(CAPTIONED))
+    texts = [line.text for line in hunk.lines]
+    at_m, at_return_5 = texts.index("    def m(self):\n"), texts.index("        return 5\n")
+    assert apply.hunk_changes(hunk, scopes, range(0, at_m)).caption == "adds B"
+    assert apply.hunk_changes(hunk, scopes, range(at_m, len(texts))).caption == "adds B.m"
+    assert apply.hunk_changes(hunk, scopes, range(at_return_5, len(texts))).caption == "adds B.m (continued)"

@@ -1,5 +1,6 @@
 """apply.py's commands, run through main() on small projects in temporary folders."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -95,15 +96,16 @@ class Project:
         assert old in text
         path.write_text(text.replace(old, new))
 
+    def fill_header(self, name: str, header: str = "") -> None:
+        """Write the header that `new` left as a template to fill in."""
+        self.patch(name).write_text(header or f"Description: {name}: a test patch\nPart: 1\n\n")
+
     def add_patch(self, name: str, old: str, new: str, header: str = "") -> None:
-        """new NAME, edit its variant, refresh: the way people make a patch."""
+        """new NAME, fill in its header, edit its variant, refresh: the way people make a patch."""
         self.ok("new", name)
+        self.fill_header(name, header)
         self.edit(name, old, new)
         self.ok("refresh", name)
-        if header:
-            text = self.patch(name).read_bytes()
-            self.patch(name).write_bytes(header.encode() + text[text.index(b"--- a/"):])
-            self.ok("apply")
 
 
 @pytest.fixture
@@ -158,6 +160,7 @@ def test_new_edit_refresh_check_and_git_agrees(project, tmp_path):
     assert project.variant("wide").read_text() == SPINE
     assert project.patch("wide").read_text().startswith("Description: wide: <a one-line title>\n")
     project.edit("wide", "return x * self.width", "return 2 * x * self.width")
+    project.fill_header("wide")
     assert "refreshed (+1 -1 lines)" in project.ok("refresh", "wide")
     assert "(1 patch)" in project.ok("check")
     patch_text = project.patch("wide").read_text()
@@ -184,8 +187,21 @@ def test_refresh_keeps_the_header_verbatim(project):
     assert apply.read_patch(project.patch("wide")).fields["Part"] == "1"
 
 
+def test_refresh_refuses_the_header_template_of_new(project):
+    project.ok("new", "wide")
+    project.edit("wide", "return x * self.width", "return 2 * x * self.width")
+    template = project.patch("wide").read_bytes()
+    code, out, err = project.run("refresh", "wide")
+    assert code == 1 and out == "" and project.patch("wide").read_bytes() == template
+    assert err == ("error: patches/01-wide.patch: fill in its header first: Description, Part, Flags, "
+                   "Metrics still hold the <placeholder> that `new` wrote\n")
+    project.patch("wide").write_text(template.decode().replace("<a one-line title>", "Wider"))
+    assert "Part, Flags, Metrics still hold" in project.run("refresh", "wide")[2]
+
+
 def test_refresh_writes_new_files_too(project, tmp_path):
     project.ok("new", "helper")
+    project.fill_header("helper")
     (project.variant("helper").parent / "helper.py").write_text("def help():\n    return 1\n")
     project.ok("refresh", "helper")
     assert "--- /dev/null\n+++ b/helper.py\n@@ -0,0 +1,2 @@\n" in project.patch("helper").read_text()
@@ -196,6 +212,7 @@ def test_refresh_writes_new_files_too(project, tmp_path):
 
 def test_refresh_refuses_a_removed_file(project):
     project.ok("new", "gone")
+    project.fill_header("gone")
     project.variant("gone").unlink()
     code, _, err = project.run("refresh", "gone")
     assert code == 1 and "deleting files is not supported" in err
@@ -268,7 +285,8 @@ def test_stale_variants_are_regenerated(project):
 
 def test_editing_a_header_leaves_the_variant_current_and_refreshable(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
-    project.patch("wide").write_bytes(HEADER.encode() + project.patch("wide").read_bytes().split(b"\n\n", 1)[1])
+    diff = project.patch("wide").read_bytes().split(b"\n\n", 1)[1]
+    project.patch("wide").write_bytes(HEADER.encode() + diff)
     assert project.ok("status").splitlines()[1].split() == ["01-wide.patch", "yes", "current", "no"]
     project.edit("wide", "scale = 1.0", "scale = 2.0")
     assert "refreshed" in project.ok("refresh", "wide")
@@ -351,25 +369,79 @@ def test_status_rows(project):
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
     project.edit("deep", "import sys", "import os, sys")
     (project.root / "patches" / "99-stray.patch").write_text("")
-    rows = project.ok("status").splitlines()
+    (project.root / "patches" / "98-\x1b[2J.patch").write_text("")
+    (project.root / "variants" / "\x1b[2J").mkdir()
+    out = project.ok("status")
+    assert out.replace("\n", "").isprintable()
+    rows = out.splitlines()
     assert rows[:3] == [
         "patch          applies  variant  edited",
         "01-wide.patch  yes      current  no",
         "02-deep.patch  yes      current  yes: makemore.py",
     ]
     assert "warning: patches/99-stray.patch is not in patches/series" in rows
+    assert "warning: patches/98-\\x1b[2J.patch is not in patches/series" in rows
 
 
 def test_status_of_a_broken_series(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
     project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
-    project.patch("wide").write_text(project.patch("wide").read_text().replace("-        return x * self.width", "-        return x * self.widht"))
+    text = project.patch("wide").read_text()
+    project.patch("wide").write_text(text.replace("-        return x * self.width",
+                                                  "-        return x * self.widht"))
     (project.root / "patches" / "series").write_text("01-wide.patch\n02-deep.patch\n03-gone.patch\n")
-    rows = project.ok("status").splitlines()
+    code, out, err = project.run("status")
+    rows = out.splitlines()
+    assert code == 1  # as check: a patch does not apply
     assert rows[1].split() == ["01-wide.patch", "NO", "stale", "no"]
     assert rows[2].split() == ["02-deep.patch", "-", "stale", "no"]
     assert rows[3].split() == ["03-gone.patch", "-", "missing", "-"]
-    assert any("found nowhere" in row for row in rows)
+    assert err.startswith("error: patches/01-wide.patch: makemore.py: hunk 1") and "found nowhere" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_status_of_a_missing_patch_file_exits_1(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    (project.root / "patches" / "series").write_text("01-wide.patch\n02-gone.patch\n")
+    code, out, err = project.run("status")
+    assert code == 1 and out.splitlines()[2].split() == ["02-gone.patch", "NO", "missing", "-"]
+    assert "patches/02-gone.patch does not exist" in err
+
+
+def test_a_variant_whose_patch_left_the_series_is_named_and_removed(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    project.add_patch("kept", "scale = 1.0", "scale = 2.0")
+    deep = project.variant("deep").parent
+    (deep / "out").mkdir()
+    (deep / "out" / "metrics.jsonl").write_text("{}\n")  # a run's output: not apply's to remove
+    project.edit("kept", "offset = 0.0", "offset = 1.0")
+    (project.root / "patches" / "series").write_text("01-wide.patch\n")
+    (project.root / "variants" / "mine").mkdir()
+    rows = project.ok("status").splitlines()
+    assert "warning: variants/deep: no patch in patches/series makes it; `python apply.py` removes it" in rows
+    assert ("warning: variants/kept: no patch in patches/series makes it; it was edited by hand "
+            "(makemore.py), so apply keeps it: remove it yourself (rm -r variants/kept) once you no "
+            "longer need the edit") in rows
+    assert any(row.startswith("warning: variants/mine: no patch") and "no stamp" in row for row in rows)
+
+    code, out, err = project.run("apply")
+    assert code == 0
+    assert out.splitlines() == ["variants/wide: up to date",
+                                "variants/deep: removed, as no patch in patches/series makes it"]
+    assert sorted(path.name for path in deep.rglob("*")) == ["metrics.jsonl", "out"]
+    assert "variants/deep: no patch in patches/series makes it; it holds nothing that apply made" in err
+    assert "offset = 1.0" in project.variant("kept").read_text()
+    shutil.rmtree(deep)  # as the warning says
+    assert not any("variants/deep" in row for row in project.ok("status").splitlines())
+
+
+def test_ensure_variant_leaves_other_variants_alone(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    (project.root / "patches" / "series").write_text("01-wide.patch\n")
+    apply.Project(project.root).ensure_variant("wide")
+    assert project.variant("deep").exists()
 
 
 def test_check_refuses_a_missing_or_unlisted_patch(project):
@@ -382,24 +454,48 @@ def test_check_refuses_a_missing_or_unlisted_patch(project):
     assert code == 1 and "01-stray.patch: in patches/ but not in patches/series" in err
 
 
-def test_bad_series_entry(project):
-    (project.root / "patches" / "series").write_text("moe.patch\n")
+@pytest.mark.parametrize("entry", ["moe.patch", "\u0660\u0661-moe.patch"])
+def test_bad_series_entry(project, entry):
+    (project.root / "patches" / "series").write_text(f"{entry}\n")
     code, _, err = project.run("check")
-    assert code == 1 and "line 1: 'moe.patch' is not NN-name.patch" in err
+    assert code == 1 and f"line 1: {entry!r} is not NN-name.patch" in err
 
 
-def test_diff_summary(project):
+def test_diff_prints_the_patch_s_hunks(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
+    data = project.patch("wide").read_bytes()
+    assert project.ok("diff", "wide").encode() == data[len(HEADER.encode()):]
+
+
+def test_diff_stat_summary_captions_hunks_by_what_they_change(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
     project.edit("wide", "loss = 0.0", "loss = 1.0\n    loss *= 1.0")
     project.ok("refresh", "wide")
-    assert project.ok("diff", "wide").splitlines() == [
+    assert project.ok("diff", "wide", "--stat").splitlines() == [
         "patches/01-wide.patch: Wider: scale the model's output by two",
         "  makemore.py  +3 -2",
         "  1 file, +3 -2",
         "makemore.py:",
-        "  @@ -4,7 +4,8 @@  +2 -1  (top level)",
-        "  @@ -28,7 +29,7 @@  +1 -1  def __init__(self, width):",
+        "  @@ -4,7 +4,8 @@  +2 -1  edits train",
+        "  @@ -28,7 +29,7 @@  +1 -1  edits Model.forward",  # its @@ line says __init__ (git's rule)
     ]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_diff_from_spine_is_the_variant_against_the_spine(project, tmp_path):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
+    shown = project.ok("diff", "deep", "--from-spine")
+    assert shown == apply.diff_file("makemore.py", SPINE.encode(), project.variant("deep").read_bytes())
+    (tmp_path / "spine.patch").write_text(shown)
+    result = git_apply(tmp_path / "spine.patch", {"makemore.py": SPINE.encode()}, tmp_path / "git")
+    assert result == {"makemore.py": project.variant("deep").read_bytes()}
+    assert project.ok("diff", "wide", "--from-spine") == project.ok("diff", "wide")
+
+
+def test_diff_of_a_patch_without_hunks_prints_nothing(project):
+    project.ok("new", "empty")
+    assert project.ok("diff", "empty") == ""
 
 
 def test_pin_reports_whether_the_series_still_applies(project):
@@ -426,6 +522,7 @@ def test_usage_errors_exit_2(project, argv):
 
 def test_files_no_longer_generated_are_removed(project):
     project.ok("new", "helper")
+    project.fill_header("helper")
     folder = project.variant("helper").parent
     (folder / "lib").mkdir()
     (folder / "lib" / "helper.py").write_text("def help():\n    return 1\n")
@@ -478,3 +575,115 @@ def test_rebase_refuses_an_ambiguous_place(project):
     project.run("pin")
     code, _, err = project.run("rebase", "deep")
     assert code == 1 and "stands at 2 places" in err
+
+
+def git_diff(old: bytes, new: bytes, folder: Path) -> str:
+    """What `git diff` prints for an edit of makemore.py, in a repository of its own."""
+    folder.mkdir()
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(folder.parent), "GIT_CONFIG_GLOBAL": "/dev/null"}
+    (folder / "makemore.py").write_bytes(old)
+    for command in (["init", "-q"], ["add", "makemore.py"]):
+        subprocess.run(["git", *command], cwd=folder, env=env, check=True, capture_output=True)
+    (folder / "makemore.py").write_bytes(new)
+    done = subprocess.run(["git", "diff"], cwd=folder, env=env, check=True, capture_output=True)
+    return done.stdout.decode()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_diff_output_saved_as_the_patch_is_taken_and_refresh_makes_it_canonical(project, tmp_path):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
+    project.edit("wide", "scale = 1.0", "scale = 2.0")
+    edited = project.variant("wide").read_bytes()
+    saved = git_diff(SPINE.encode(), edited, tmp_path / "repo")
+    assert saved.startswith("diff --git a/makemore.py b/makemore.py\nindex ")
+    project.patch("wide").write_bytes(HEADER.encode() + saved.encode())
+    assert "(1 patch)" in project.ok("check")
+    assert project.ok("apply") == "variants/wide: written\n"  # the edit is in the patch now
+    assert project.variant("wide").read_bytes() == edited
+    assert "refreshed" in project.ok("refresh", "wide")
+    canonical = HEADER + apply.diff_file("makemore.py", SPINE.encode(), edited)
+    assert project.patch("wide").read_bytes() == canonical.encode()
+    assert "unchanged" in project.ok("refresh", "wide")
+
+
+def test_error_messages_show_a_patch_s_control_characters_escaped(project):
+    project.add_patch("wide", "return x * self.width", "return 2 * x * self.width")
+    text = project.patch("wide").read_text()
+    project.patch("wide").write_text(text.replace("-        return x * self.width",
+                                                  "-        return x * self.width\x1b[2J\r\x0c"))
+    for command in ("check", "apply", "status"):
+        code, _, err = project.run(command)
+        assert code == 1 and err.count("\n") == 1 and err.isprintable() is False  # just the newline
+        assert err.rstrip("\n").isprintable() and "\\x1b[2J\\r\\x0c" in err
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def ast_definitions(source: str) -> dict[str, range]:
+    """Each def and class of a Python file by qualified name, with its lines (decorators too)."""
+    spans = {}
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                first = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                spans[name] = range(first, child.end_lineno + 1)
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(source), "")
+    return spans
+
+
+def ast_changes(hunk: apply.Hunk, old: str, new: str) -> apply.Changes:
+    """What a hunk changes, told by Python's own parser: the oracle for hunk_changes."""
+    sides = {"-": ast_definitions(old), "+": ast_definitions(new)}
+    found = {"adds": [], "edits": [], "removes": []}
+    for line, (old_number, new_number) in zip(hunk.lines, line_numbers(hunk)):
+        if line.kind == " " or not line.text.strip():
+            continue
+        number, spans = (new_number, sides["+"]) if line.kind == "+" else (old_number, sides["-"])
+        other = sides["-" if line.kind == "+" else "+"]
+        around = [name for name, span in spans.items() if number in span]  # outermost first
+        whole = [name for name in around if name not in other]
+        verb = ("adds" if line.kind == "+" else "removes") if whole else "edits"
+        name = whole[0] if whole else (around[-1] if around else "top-level code")
+        if name not in found[verb]:
+            found[verb].append(name)
+    return apply.Changes(*map(tuple, found.values()))
+
+
+def line_numbers(hunk):
+    old, new, numbers = hunk.old_start, hunk.new_start, []
+    for line in hunk.lines:
+        numbers.append((old, new))
+        old += line.kind != "+"
+        new += line.kind != "-"
+    return numbers
+
+
+@pytest.mark.parametrize("entry", apply.Project(REPO).entries())
+def test_captions_of_the_real_patches_agree_with_pythons_parser(entry):
+    project = apply.Project(REPO)
+    entries = project.entries()
+    k = entries.index(entry)
+    trees = [project.spine()] + [variant.tree for variant in project.build()]
+    patch = project.read_patch(entry)
+    for file in patch.files:
+        old = trees[k].get(file.path, b"").decode()
+        new = trees[k + 1][file.path].decode()
+        for hunk in file.hunks:
+            changes = apply.hunk_changes(hunk, apply.hunk_scopes(hunk, apply.split_lines(old)))
+            assert changes == ast_changes(hunk, old, new), hunk.header
+
+
+def test_the_moe_hunk_that_adds_class_moe_says_so():
+    patch = apply.Project(REPO).read_patch("01-moe.patch")
+    spine = apply.Project(REPO).spine()["makemore.py"].decode()
+    (hunk,) = [hunk for file in patch.files for hunk in file.hunks
+               if any(line.text.startswith("class MoE") for line in hunk.lines)]
+    caption = apply.hunk_changes(hunk, apply.hunk_scopes(hunk, apply.split_lines(spine))).caption
+    assert "MoE" in caption.split("adds ")[1] and "CausalSelfAttention" not in caption

@@ -45,16 +45,41 @@ def edited_file(draw) -> tuple[bytes, bytes]:
     return "".join(old).encode(), "".join(new).encode()
 
 
-def git_apply(old: bytes, patch_text: str) -> bytes:
-    """What git makes of the patch, applied to old outside any repository."""
+def git_apply(old: bytes, patch_text: str, check: bool = True) -> bytes | None:
+    """What git makes of the patch, applied to old outside any repository; when git refuses,
+    a failed test (check) or None."""
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / PATH).write_bytes(old)
         (Path(folder) / "p.patch").write_text(patch_text, encoding="utf-8", newline="")
         env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(Path(folder).parent)}
         for args in (["--check"], []):
-            subprocess.run(["git", "-c", "core.autocrlf=false", "apply", *args, "p.patch"],
-                           cwd=folder, env=env, check=True, capture_output=True)
+            done = subprocess.run(["git", "-c", "core.autocrlf=false", "apply", *args, "p.patch"],
+                                  cwd=folder, env=env, check=check, capture_output=True)
+            if done.returncode:
+                return None
         return (Path(folder) / PATH).read_bytes()
+
+
+@st.composite
+def changed_target(draw, old: bytes) -> bytes:
+    """old as a patch may meet it later: as it was, or with lines added at the top, at the end or
+    in between, a line changed or removed, or nothing left."""
+    lines = apply.split_lines(old.decode("utf-8"))
+    at = draw(st.integers(0, len(lines)))
+    added = ["# added\n"] * draw(st.integers(1, 3))
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"  # so that added lines stay lines of their own
+    kind = draw(st.sampled_from(["same", "top", "end", "insert", "change", "remove", "empty"]))
+    changed = {
+        "same": lambda: apply.split_lines(old.decode("utf-8")),
+        "top": lambda: added + lines,
+        "end": lambda: lines + added,
+        "insert": lambda: lines[:at] + added + lines[at:],
+        "change": lambda: lines[:at] + ["# changed\n"] + lines[at + 1 :],
+        "remove": lambda: lines[:at] + lines[at + 1 :],
+        "empty": lambda: [],
+    }[kind]()
+    return "".join(changed).encode()
 
 
 @settings(max_examples=150, deadline=None)
@@ -100,7 +125,25 @@ def test_rebase_carries_the_edit_over_a_shift(files, shift):
     on_top = b"# a new line on top\n" * shift
     try:
         rebased, _ = apply.rebase_patch({PATH: on_top + old}, patch)
-    except apply.ApplyError as error:  # only when a hunk's text stands at several places
-        assert "places" in str(error)
+    except apply.ApplyError as error:  # a hunk's text stands at several places, or at the top
+        assert "places" in str(error) or "must start at the top of the file" in str(error)
         return
     assert rebased[PATH] == on_top + new
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@settings(max_examples=80, deadline=None)
+@given(edited_file(), st.sampled_from([0, 1, 3]), st.data())
+def test_whatever_the_strict_applier_takes_git_applies_the_same_way(files, context, data):
+    """A patch applies exactly where it was made or not at all: wherever we apply a patch (with
+    any context, to a file changed since), git applies it too, with the same result."""
+    old, new = files
+    patch_text = apply.diff_file(PATH, old, new, context=context)
+    if not patch_text or not new:  # git reads a plain diff that empties a file as a deletion
+        return
+    target = data.draw(changed_target(old))
+    try:
+        ours = apply.apply_patch({PATH: target}, apply.parse_patch(patch_text.encode(), "random.patch"))
+    except apply.ApplyError:
+        return
+    assert git_apply(target, patch_text, check=False) == ours[PATH]

@@ -362,6 +362,13 @@ def test_the_command_line_writes_into_data_by_default(tmp_path, monkeypatch):
     assert file_items(tmp_path / "names.txt") == census_first_names()
 
 
+def test_the_command_line_names_itself_as_it_is_typed(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: python -m runs.datasets [-h]") and "BUILDER" in usage
+
+
 def test_the_command_line_reports_a_bad_request_in_one_line(tmp_path):
     command = [sys.executable, "-m", "runs.datasets", "arithmetic", "--set", "digits=x", "-o", str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

@@ -1,4 +1,5 @@
-"""analysis/diffs.py: patches as figures, on the hand-made patches in tests/fixtures/patches/.
+"""analysis/diffs.py: patches as figures, on the hand-made patches in tests/fixtures/patches/,
+on small patches written here, and on the real series.
 
 The fixtures are a small spine (makemore.py, its last line without a newline) and a series of two
 patches in canonical form. Every expected number below is read off the fixture files by hand.
@@ -102,14 +103,19 @@ def read(rendered: dict, name: str) -> str:
     return (rendered["out"] / name).read_text(encoding="utf-8")
 
 
-def page_html(patch_text: str, stem: str = "patch") -> Rows:
-    """A patch given as text, laid out and written as HTML (no images drawn)."""
+def page(patch_text: str, stem: str = "hunk-1") -> diffs.Page:
+    """A page of a patch given as text, laid out (nothing written)."""
     patch = apply.parse_patch(("Description: t\n" + patch_text).encode())
-    return Rows(diffs.to_html(dict(diffs.pages(patch, "t.patch", None))[stem]))
+    return dict(diffs.pages(patch, "t.patch", None))[stem]
+
+
+def page_html(patch_text: str, stem: str = "hunk-1") -> Rows:
+    """A page of a patch given as text, written as HTML (no images drawn)."""
+    return Rows(diffs.to_html(page(patch_text, stem)))
 
 
 SCALE_HUNK_1 = [
-    ("pd-caption", "makemore.py  def __init__(self, config):  @@ -14,14 +14,15 @@  +3 −2"),
+    ("pd-caption", "makemore.py  edits __init__, forward  @@ -14,14 +14,15 @@  +3 −2"),
     ("pd-ctx", "14", "14", "", "        super().__init__()"),
     ("pd-ctx", "15", "15", "", "        self.attn = nn.Linear(config.n_embd, config.n_embd)"),
     ("pd-ctx", "16", "16", "", "        self.mlp = nn.Linear(config.n_embd, config.n_embd)"),
@@ -128,7 +134,7 @@ SCALE_HUNK_1 = [
     ("pd-ctx", "27", "28", "", ""),
 ]
 SCALE_HUNK_2 = [
-    ("pd-caption", "makemore.py  def train(model, steps):  @@ -34,7 +35,7 @@  +1 −1"),
+    ("pd-caption", "makemore.py  edits train  @@ -34,7 +35,7 @@  +1 −1"),
     ("pd-ctx", "34", "35", "", "    for step in range(steps):"),
     ("pd-ctx", "35", "36", "", "        loss = model(torch.ones(1, 64)).sum()"),
     ("pd-ctx", "36", "37", "", "        loss.backward()"),
@@ -145,14 +151,28 @@ def test_each_hunk_has_its_line_numbers_and_folds(rendered):
     assert Rows(read(rendered, "01-scale/hunk-2.html")).diff() == SCALE_HUNK_2
 
 
-def test_the_whole_patch_folds_the_lines_between_its_hunks(rendered):
-    # Hunk 1 ends at old line 27 and hunk 2 starts at 34: lines 28-33 are not in the patch.
-    expected = SCALE_HUNK_1 + [("pd-fold", "… 6 unchanged lines")] + SCALE_HUNK_2
-    assert Rows(read(rendered, "01-scale/patch.html")).diff() == expected
+def test_the_overview_lists_each_hunk_figure_and_what_it_changes(rendered):
+    rows = Rows(read(rendered, "02-flush/patch.html"))
+    assert [(css, cells) for css, cells, _ in rows.rows if css in ("pd-caption", "pd-entry")] == [
+        ("pd-caption", ["helpers.py"]),
+        ("pd-entry", ["1", "+2 −0", "@@ -0,0 +1,2 @@", "adds double"]),
+        ("pd-caption", ["makemore.py"]),
+        ("pd-entry", ["2", "+1 −1", "@@ -42,4 +42,4 @@", "edits main"]),
+    ]
+    assert read(rendered, "02-flush/patch.md") == (
+        "```text\n"
+        "helpers.py:\n"
+        "  1  +2 −0      adds double\n"
+        "makemore.py:\n"
+        "  2  +1 −1      edits main\n"
+        "```\n\n"
+        "*02-flush.patch: Flush the last line (2 files, +3 −1)*\n"
+    )
 
 
 def test_paired_lines_mark_exactly_what_changed(rendered):
-    marks = Rows(read(rendered, "01-scale/patch.html")).marks()
+    marks = {**Rows(read(rendered, "01-scale/hunk-1.html")).marks(),
+             **Rows(read(rendered, "01-scale/hunk-2.html")).marks()}
     assert marks["        self.scale = 1"] == ["1"]
     assert marks["        self.scale = 2"] == ["2"]
     assert marks["            x = x * self.drop"] == []  # nothing of it was removed
@@ -172,6 +192,27 @@ def test_runs_of_removed_and_added_lines_pair_in_order():
 def test_a_rewritten_line_gets_no_marks():
     rows = page_html("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-x = 1\n+print('hello world')\n")
     assert rows.marks() == {"x = 1": [], "print('hello world')": []}
+
+
+def test_a_removed_line_pairs_with_the_added_line_that_edits_it():
+    """In order, but not i-th with i-th: the new c_fc line pairs with the old c_fc line, though a
+    new line comes first, and c_proj with c_proj."""
+    rows = page_html(
+        "--- a/f.py\n+++ b/f.py\n@@ -1,2 +1,3 @@\n"
+        "-self.c_fc = nn.Linear(n, 4 * n)\n-self.c_proj = nn.Linear(4 * n, n)\n"
+        "+hidden = hidden or 4 * n\n+self.c_fc = nn.Linear(n, hidden)\n+self.c_proj = nn.Linear(hidden, n)\n"
+    )
+    assert rows.marks() == {
+        "self.c_fc = nn.Linear(n, 4 * n)": ["4 * n"], "self.c_proj = nn.Linear(4 * n, n)": ["4 * n"],
+        "hidden = hidden or 4 * n": [],
+        "self.c_fc = nn.Linear(n, hidden)": ["hidden"], "self.c_proj = nn.Linear(hidden, n)": ["hidden"],
+    }
+
+
+def test_a_line_that_shares_words_with_another_statement_gets_no_marks():
+    """The new line took a piece of the old one, but is not an edit of it."""
+    rows = page_html("--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-x = x + mlp(ln(x))\n+h = ln(x)\n")
+    assert rows.marks() == {"x = x + mlp(ln(x))": [], "h = ln(x)": []}
 
 
 def test_tabs_are_expanded_after_the_comparison():
@@ -242,15 +283,10 @@ def test_markdown_is_a_fenced_diff_and_its_caption(rendered):
         " def main():\n"
         "```\n"
         "\n"
-        "*01-scale.patch, hunk 2: train in makemore.py (+1 −1)*\n"
-    )
-    patch_text = FLUSH.read_text(encoding="utf-8")
-    assert read(rendered, "02-flush/patch.md") == (
-        "```diff\n" + patch_text[patch_text.index("--- /dev/null"):] + "```\n\n"
-        "*02-flush.patch: Flush the last line (2 files, +3 −1)*\n"
+        "*01-scale.patch, hunk 2: edits train in makemore.py (+1 −1)*\n"
     )
     assert read(rendered, "01-scale/hunk-1.md").endswith(  # no bold "init" in the post
-        "*01-scale.patch, hunk 1: \\_\\_init\\_\\_ in makemore.py (+3 −2)*\n"
+        "*01-scale.patch, hunk 1: edits \\_\\_init\\_\\_, forward in makemore.py (+3 −2)*\n"
     )
 
 
@@ -266,9 +302,9 @@ def test_render_patch_returns_a_figure_per_page(rendered):
     assert [(figure.path, figure.caption, figure.source) for figure in figures] == [
         (out / "02-flush/patch.html", "02-flush.patch: Flush the last line (2 files, +3 −1)",
          "patches/02-flush.patch"),
-        (out / "02-flush/hunk-1.html", "02-flush.patch, hunk 1: (new file) in helpers.py (+2 −0)",
+        (out / "02-flush/hunk-1.html", "02-flush.patch, hunk 1: adds double in helpers.py (+2 −0)",
          "patches/02-flush.patch"),
-        (out / "02-flush/hunk-2.html", "02-flush.patch, hunk 2: main in makemore.py (+1 −1)",
+        (out / "02-flush/hunk-2.html", "02-flush.patch, hunk 2: edits main in makemore.py (+1 −1)",
          "patches/02-flush.patch"),
     ]
     names = sorted(path.name for path in (out / "02-flush").iterdir())
@@ -299,7 +335,27 @@ def assert_same_images(folder: Path, expected: Path) -> None:
         assert png == (expected / f"{stem}.png").read_bytes()
 
 
-def test_long_lines_are_clipped_to_a_capped_width(tmp_path):
+def drawn_code(page: diffs.Page) -> list[str]:
+    """The code of a hunk page as the image draws it, a line per row, continuations included."""
+    texts = []
+    for draw_line, item in diffs.image_lines(page, diffs.MIN_WIDTH + 26, 3):
+        if draw_line is diffs.draw_row and item.kind in "+- ":
+            texts.append(item.text)
+        elif draw_line is diffs.draw_continued:
+            texts.append("↪ " + "".join(segment.text for segment in item[2]))
+    return texts
+
+
+def test_long_lines_wrap_and_are_never_clipped(tmp_path):
+    long = "x = f(" + ", ".join(f"argument_{k}" for k in range(20)) + ")"
+    width = diffs.MIN_WIDTH + 26 - (2 * 3 + 4)  # the code columns of drawn_code's grid
+    rows = drawn_code(page(f"--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+    {long}\n"))
+    assert rows[0] == "a" and len(rows) > 3
+    # the first row has the whole width, the others lose the indentation and "↪ "
+    assert len(rows[1]) <= width and all(len(row) <= width - 4 for row in rows[2:])
+    assert "".join(row.removeprefix("↪ ") for row in rows[1:]) == "    " + long  # every character
+    assert all(row.endswith(",") or row.endswith(" ") or row is rows[-1] for row in rows[1:])
+
     def svg_width(columns: int) -> bytes:
         patch = apply.parse_patch(
             f"Description: t\n--- a/f.py\n+++ b/f.py\n@@ -1 +1 @@\n-a\n+{'x' * columns}\n".encode()
@@ -308,10 +364,100 @@ def test_long_lines_are_clipped_to_a_capped_width(tmp_path):
         svg = (tmp_path / str(columns) / "hunk-1.svg").read_bytes()
         return svg[svg.index(b'width="'):].split(b" ")[0]
 
-    assert svg_width(80) != svg_width(diffs.MAX_CODE)
+    assert svg_width(70) != svg_width(diffs.MAX_CODE)
     assert svg_width(diffs.MAX_CODE) == svg_width(diffs.MAX_CODE + 1) == svg_width(300)
-    clipped = diffs.clip((diffs.Segment("x" * 150, None, False),), 100)
-    assert "".join(segment.text for segment in clipped) == "x" * 99 + "…"
+
+
+def test_wrap_breaks_after_a_space_keeping_tokens_and_marks():
+    segments = (diffs.Segment("abcde ", "t1", False), diffs.Segment("fgh", "t2", True),
+                diffs.Segment(" ij", "t3", False))
+    assert diffs.wrap(segments, 20) == [(0, segments)]
+    assert diffs.wrap(segments, 8) == [
+        (0, (diffs.Segment("abcde ", "t1", False),)),
+        (2, (diffs.Segment("fgh", "t2", True), diffs.Segment(" ij", "t3", False))),
+    ]
+    unbroken = (diffs.Segment("  abcdefghijkl", "t1", True),)  # no space: cut at the edge
+    assert [(column, piece[0].text) for column, piece in diffs.wrap(unbroken, 8)] == [
+        (0, "  abcdef"), (4, "ghij"), (4, "kl")]
+
+
+def added_lines(*definitions: tuple[str, int]) -> str:
+    """A new file that adds the given definitions, each with a body of so many lines."""
+    text = ""
+    for header, body in definitions:
+        indent = " " * (len(header) - len(header.lstrip()) + 4)
+        text += header + "\n" + "".join(f"{indent}x{k} = {k}\n" for k in range(body)) + "\n"
+    return text
+
+
+def figures_of(new_file: str) -> list[tuple[str, str, int]]:
+    """(stem, caption, added lines) of each hunk figure of a patch that adds new_file."""
+    diff = apply.diff_file("f.py", None, new_file.encode())
+    patch = apply.parse_patch(("Description: t\n" + diff).encode())
+    return [(stem, page.block.caption, page.block.hunk.added)
+            for stem, page in diffs.pages(patch, "t.patch", None)[1:]]
+
+
+def test_a_long_hunk_is_split_at_definitions():
+    assert figures_of(added_lines(("def a():", 24), ("def b():", 10), ("def c():", 20))) == [
+        ("hunk-1-1", "adds a, b", 38), ("hunk-1-2", "adds c", 22),
+    ]
+
+
+def test_a_definition_takes_its_decorators_and_comment_into_its_part():
+    new_file = added_lines(("def a():", 30)) + "\n# b, cached\n@cache\n" + added_lines(("def b():", 30))
+    diff = apply.diff_file("f.py", None, new_file.encode())
+    patch = apply.parse_patch(("Description: t\n" + diff).encode())
+    first, second = [page.block.hunk.lines for _, page in diffs.pages(patch, "t.patch", None)[1:]]
+    assert [line.text for line in first[-3:]] == ["    x29 = 29\n", "\n", "\n"]  # blank lines stay above
+    assert [line.text for line in second[:3]] == ["# b, cached\n", "@cache\n", "def b():\n"]
+
+
+def test_a_long_class_is_split_at_its_methods():
+    new_file = added_lines(("class A:", 2), ("    def f(self):", 20), ("    def g(self):", 20),
+                           ("    def h(self):", 10))
+    assert figures_of(new_file) == [
+        ("hunk-1-1", "adds A", 26), ("hunk-1-2", "adds A.g, A.h", 34),
+    ]
+
+
+def test_a_definition_is_kept_whole_up_to_max_whole_and_cut_beyond():
+    assert figures_of(added_lines(("def a():", 45))) == [("hunk-1", "adds a", 47)]
+    cut = figures_of(added_lines(("def a():", 90)))
+    assert [caption for _, caption, _ in cut] == ["adds a", "adds a (continued)", "adds a (continued)"]
+    assert [added for _, _, added in cut] == [40, 40, 12]
+
+
+def test_the_parts_of_a_hunk_are_hunks_of_their_own():
+    patch = apply.parse_patch(("Description: t\n" + apply.diff_file(
+        "f.py", b"a\nb\nc\n", b"a\nb\n" + added_lines(("def a():", 30), ("def b():", 30)).encode() + b"c\n"
+    )).encode())
+    (hunk,) = patch.files[0].hunks
+    parts = [page.block.hunk for stem, page in diffs.pages(patch, "t.patch", None)[1:]]
+    assert len(parts) == 2 and sum((part.lines for part in parts), ()) == hunk.lines
+
+    def lines(hunk: apply.Hunk) -> list[tuple[str, str]]:
+        return [(line.kind, line.text) for line in hunk.lines]
+
+    for part in parts:  # each one reads back as the same hunk
+        (read_back,) = apply.parse_patch(("--- a/f.py\n+++ b/f.py\n" + diffs.hunk_text(part)).encode()).files
+        assert lines(read_back.hunks[0]) == lines(part)
+    # a, b and def a() with its 30 lines and a blank; then def b() likewise, and c
+    assert [part.ranges for part in parts] == ["@@ -1,2 +1,34 @@", "@@ -3 +35,33 @@"]
+
+
+@pytest.mark.parametrize("entry", apply.Project(ROOT).entries())
+def test_every_figure_of_the_series_is_figure_sized_captioned_and_unclipped(entry):
+    project = apply.Project(ROOT)
+    k = project.entries().index(entry)
+    base = ([project.spine()] + [variant.tree for variant in project.build()])[k]
+    figures = diffs.pages(project.read_patch(entry), entry, base)[1:]
+    for stem, hunk_page in figures:
+        assert hunk_page.block.hunk.added <= diffs.MAX_WHOLE, stem
+        assert hunk_page.block.caption.startswith(("adds ", "edits ", "removes ")), stem
+        shown = [row for row in drawn_code(hunk_page)]
+        lines = [row.text for row in hunk_page.block.rows if row.kind in "+- "]
+        assert "".join(shown).replace("↪ ", "") == "".join(lines), stem  # nothing cut off
 
 
 def make_project(root: Path, entries: list[str]) -> Path:
@@ -338,15 +484,15 @@ def test_draw_patches_renders_the_series_and_removes_stale_figures(tmp_path):
     assert [(str(figure.path), figure.caption, figure.source) for figure in figures] == [
         ("patches/01-scale/patch.html", "01-scale.patch: Scale the blocks by two (1 file, +4 −3)",
          "patches/01-scale.patch"),
-        ("patches/01-scale/hunk-1.html",
-         "01-scale.patch, hunk 1: Block.__init__ in makemore.py (+3 −2)", "patches/01-scale.patch"),
-        ("patches/01-scale/hunk-2.html", "01-scale.patch, hunk 2: train in makemore.py (+1 −1)",
+        ("patches/01-scale/hunk-1.html", "01-scale.patch, hunk 1: edits Block.__init__, Block.forward "
+         "in makemore.py (+3 −2)", "patches/01-scale.patch"),
+        ("patches/01-scale/hunk-2.html", "01-scale.patch, hunk 2: edits train in makemore.py (+1 −1)",
          "patches/01-scale.patch"),
         ("patches/02-flush/patch.html", "02-flush.patch: Flush the last line (2 files, +3 −1)",
          "patches/02-flush.patch"),
         ("patches/02-flush/hunk-1.html",
-         "02-flush.patch, hunk 1: (new file) in helpers.py (+2 −0)", "patches/02-flush.patch"),
-        ("patches/02-flush/hunk-2.html", "02-flush.patch, hunk 2: main in makemore.py (+1 −1)",
+         "02-flush.patch, hunk 1: adds double in helpers.py (+2 −0)", "patches/02-flush.patch"),
+        ("patches/02-flush/hunk-2.html", "02-flush.patch, hunk 2: edits main in makemore.py (+1 −1)",
          "patches/02-flush.patch"),
     ]
     written = sorted(path.relative_to(figures_dir).as_posix()
@@ -358,7 +504,7 @@ def test_draw_patches_renders_the_series_and_removes_stale_figures(tmp_path):
         for kind in ("html", "svg", "png", "md")
     )
     caption = Rows((figures_dir / "patches/01-scale/hunk-1.html").read_text()).diff()[0]
-    assert caption == ("pd-caption", "makemore.py  class Block › def __init__(self, config):  "
+    assert caption == ("pd-caption", "makemore.py  edits Block.__init__, Block.forward  "
                                      "@@ -14,14 +14,15 @@  +3 −2")
 
 

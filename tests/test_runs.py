@@ -1,12 +1,14 @@
 """The runner: recipes in, finished runs out; never overwrites, resumes after interruption,
 refuses bad input in one line before anything trains."""
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 import apply
 import runs.__main__ as cli
 from runs.recipe import RecipeError, parse_recipe
-from runs.store import file_sha256, staleness
+from runs.store import file_sha256, read_samples, staleness
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,6 +117,9 @@ def test_runs_are_arms_times_grid_times_seeds_with_names_that_say_what_differs()
     ({"steps": 0}, "'steps' must be positive"),
     ({"seeds": [1, 1]}, "repeats a seed"),
     ({"seeds": "1"}, "'seeds' must be a list"),
+    ({"steps": "3"}, "'steps' must be an integer, not '3'"),
+    ({"steps": True}, "'steps' must be an integer, not True"),
+    ({"purpose": 3}, "'purpose' must be a string, not 3"),
     ({"flags": {"seed": 3}}, "--seed is set by the runner"),
     ({"flags": {"--n-layer": 3}}, "without the leading dashes"),
     ({"grid": {"n-layer": 3}}, "must be a non-empty list"),
@@ -154,6 +159,12 @@ def test_a_recipe_trains_every_run_and_records_what_made_it(trained):
     assert "tiny: 4 trained" in trained.first_call.stdout
 
 
+def test_a_finished_run_keeps_its_best_weights_but_not_its_checkpoint(trained):
+    for name in trained.run_dirs("tiny"):
+        run = trained.results / "tiny" / name
+        assert (run / "model.pt").is_file() and not (run / "checkpoint.pt").exists()
+
+
 def test_the_recorded_command_reproduces_the_run(trained, tmp_path):
     run = trained.results / "tiny" / "type=transformer,seed=1"
     config = json.loads((run / "config.json").read_text())
@@ -188,7 +199,7 @@ def test_an_interrupted_recipe_finishes_without_retraining_finished_runs(lab):
     first, second = (lab.results / "slow" / f"type=bigram,seed={s}" for s in (1, 2))
     runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("slow")], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # generous: the machine may be shared
     while not ((first / "summary.json").is_file() and (second / "checkpoint.pt").is_file()):
         assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
         time.sleep(0.05)
@@ -207,7 +218,7 @@ def test_an_interrupted_recipe_finishes_without_retraining_finished_runs(lab):
 
 
 def test_a_failing_run_is_reported_and_the_others_still_finish(lab):
-    # a prompt the names' vocabulary cannot encode: the trainer refuses it once the data is read
+    # the names have no capital letters: a prompt of one is refused when the data is read, at run time
     lab.write("mixed", recipe_text(lab.names_file, grid='type = ["bigram"]\nprompt = ["a", "Z"]', seeds="[1]"))
     result = lab.run("mixed")
     assert result.returncode == 1
@@ -226,6 +237,228 @@ def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, mon
     assert config["quick"] and config["steps"] == 200 and config["flags"]["eval-interval"] == 20
     assert json.loads((run / "summary.json").read_text())["steps"] == 200
     assert not (lab.results / "long").exists()
+
+
+# -----------------------------------------------------------------------------
+# stopping: a training stops cleanly however many stop signals come from its runner
+
+
+class FakeChild:
+    def __init__(self):
+        self.signals = []
+
+    def send_signal(self, signum):
+        self.signals.append(signum)
+
+
+def test_a_runner_passes_on_every_ctrl_c_but_asks_each_training_to_stop_once_otherwise(capsys):
+    from runs.runner import Runner
+
+    runner = Runner([])
+    children = [FakeChild(), FakeChild()]
+    runner.children.update(children)
+    runner.stop(signal.SIGTERM, None)
+    runner.stop(signal.SIGTERM, None)
+    assert [child.signals for child in children] == [[signal.SIGTERM]] * 2
+    runner.stop(signal.SIGINT, None)  # a person's Ctrl-C: a second one aborts, as typed at a training
+    runner.stop(signal.SIGINT, None)
+    assert [child.signals for child in children] == [[signal.SIGTERM, signal.SIGINT, signal.SIGINT]] * 2
+    assert capsys.readouterr().err.count("stopping:") == 1
+
+
+def processes_of(directory):
+    """The processes (not zombies) whose command line names this run folder: its training or probes."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if proc.name.isdigit() and str(directory).encode() in argv and state != "Z":
+                found.append(int(proc.name))
+    return found
+
+
+def start_training(lab):
+    """A runner training one tiny run (about a second of steps), once the run's first checkpoint is saved."""
+    lab.write("one", recipe_text(lab.names_file, steps=2000, grid='type = ["bigram"]', seeds="[1]",
+                                 eval_interval=500))
+    run = lab.results / "one" / "type=bigram,seed=1"
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one")], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300  # generous: the machine may be shared
+    while not (run / "checkpoint.pt").is_file():
+        assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
+        time.sleep(0.02)
+    return runner, run
+
+
+def assert_stopped_cleanly_and_resumable(lab, run):
+    """The training saved a checkpoint and exited without a traceback or a half-written file, and
+    the next call resumes it (shown here by the trainer's own --resume, which the runner calls)."""
+    from runs.recipe import load_recipe
+    from runs.runner import prepare
+
+    deadline = time.monotonic() + 60
+    while processes_of(run.resolve()):
+        assert time.monotonic() < deadline, "the training did not stop"
+        time.sleep(0.05)
+    log = (run / "train.log").read_text()
+    assert "checkpoint saved; continue with --resume" in log and "Traceback" not in log, log
+    assert not list(run.glob("*.tmp")) and not (run / "summary.json").exists()
+
+    [job] = prepare(load_recipe("one", lab.recipes), lab.results, lab.cache)
+    assert job.state == "resume"
+    resumed = subprocess.run([sys.executable, *job.config["argv"], "--resume"], cwd=ROOT, text=True,
+                             capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert resumed.returncode == 0 and "resuming from step" in resumed.stdout, resumed.stdout + resumed.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 2001, 500))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is Linux's")
+def test_a_training_whose_runner_is_killed_outright_checkpoints_and_resumes(lab):
+    runner, run = start_training(lab)
+    runner.kill()
+    runner.wait(timeout=10)
+    assert_stopped_cleanly_and_resumable(lab, run)
+
+
+def test_sigterm_twice_to_the_runner_stops_its_training_cleanly(lab):
+    runner, run = start_training(lab)
+    runner.send_signal(signal.SIGTERM)
+    time.sleep(0.01)
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 130
+    assert "stopped; it resumes from its checkpoint next time" in runner.stdout.read()
+    assert_stopped_cleanly_and_resumable(lab, run)
+
+
+def test_ctrl_c_during_the_probes_says_so_and_the_next_call_runs_only_the_probes(lab):
+    lab.write("one", recipe_text(lab.names_file, grid='type = ["bigram"]', seeds="[1]"))
+    run = lab.results / "one" / "type=bigram,seed=1"
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one")], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for line in runner.stdout:
+        if "running its probes" in line:
+            break
+    while not processes_of(run.resolve()):
+        assert runner.poll() is None, runner.stdout.read()
+        time.sleep(0.01)
+    runner.send_signal(signal.SIGINT)
+    output = runner.stdout.read()
+    assert runner.wait(timeout=60) == 130
+    assert "probes interrupted; they rerun next time" in output
+    assert "resumes from its checkpoint" not in output
+    assert not (run / "summary.json").exists()
+    trained = snapshot(run)
+
+    again = lab.run("one")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "trained earlier; running its probes" in again.stdout and "resuming" not in again.stdout
+    assert (run / "summary.json").is_file()
+    assert snapshot(run)["metrics.jsonl"] == trained["metrics.jsonl"]
+    assert "resuming from step" not in (run / "train.log").read_text()
+
+
+def test_a_run_trained_to_its_last_step_goes_straight_to_its_probes(tmp_path):
+    from runs.runner import STATE_FILE, run_state
+
+    config = {"argv": ["x"], "torch": "2", "code": {"digest": "d"}, "dataset": {"files": [{"sha256": "s"}]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert run_state(tmp_path, config) == ("fresh", None)
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    assert run_state(tmp_path, config) == ("resume", None)
+    (tmp_path / STATE_FILE).write_text(json.dumps({"wall_s": 1.0, "trained": True}))
+    assert run_state(tmp_path, config) == ("probe", None)
+    assert run_state(tmp_path, {**config, "argv": ["y"]})[0] == "fresh"  # other flags: train again
+    (tmp_path / "summary.json").write_text("{}")
+    assert run_state(tmp_path, config) == ("finished", None)
+
+
+# -----------------------------------------------------------------------------
+# sampling a trained run: python -m runs sample RUN_DIR
+
+
+def sampled(capsys, *argv):
+    assert cli.main(["sample", *map(str, argv)]) == 0
+    groups = read_samples_text(capsys.readouterr().out)
+    return [item for group in ("in train", "in test", "new") for item in groups[group]]
+
+
+def read_samples_text(text):
+    path = Path(tempfile.mkdtemp()) / "samples.txt"
+    path.write_text(text)
+    return read_samples(path.parent)
+
+
+def test_sample_rebuilds_a_runs_model_from_its_own_flags(trained, capsys):
+    run = trained.results / "tiny" / "type=transformer,seed=1"  # a tiny transformer: no default size fits
+    first = sampled(capsys, run, "-n", 12, "--prompt", "ma")
+    assert len(first) == 12 and all(item.startswith("ma") for item in first)
+    assert sampled(capsys, run, "-n", 12, "--prompt", "ma") == first  # the run's seed by default
+    assert sampled(capsys, run, "-n", 12, "--prompt", "ma", "--seed", 99) != first
+
+
+def test_sample_rebuilds_a_dataset_that_is_gone_and_refuses_one_that_changed(trained, capsys,
+                                                                              tmp_path, monkeypatch):
+    from runs import sample
+
+    run = tmp_path / "tiny" / "type=bigram,seed=1"
+    shutil.copytree(trained.results / "tiny" / "type=bigram,seed=1", run)
+    config = json.loads((run / "config.json").read_text())
+    for entry in config["dataset"]["files"]:
+        entry["path"] = str(tmp_path / "gone" / "names.txt")  # as on a fresh clone: no dataset cache
+    (run / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr(sample, "CACHE_DIR", tmp_path / "cache")
+    assert len(sampled(capsys, run, "-n", 5)) == 5
+    assert list((tmp_path / "cache").glob("names-*/names.txt"))
+
+    config["dataset"]["files"][0]["sha256"] = "0" * 64
+    (run / "config.json").write_text(json.dumps(config))
+    assert cli.main(["sample", str(run)]) == 1
+    assert "its dataset cannot be rebuilt as it was" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, message", [
+    ("not a run", "is not a run folder: it has no config.json"),
+    ("no weights", "has no model.pt: weights are not committed; train the recipe into a folder of your own "
+                   "(python -m runs tiny --results out/mine) and sample out/mine/tiny/type=bigram,seed=1"),
+    ("unfinished", "has no model.pt: train it first (python -m runs tiny)"),
+    ("prompt", "--prompt has characters the model does not know: 'Z'"),
+    ("variant", "variant 'warp-drive': "),
+    ("flags", "says: unrecognized arguments: --warp 9"),
+])
+def test_sample_errors_are_one_line(trained, capsys, tmp_path, change, message):
+    run = tmp_path / "type=bigram,seed=1"
+    shutil.copytree(trained.results / "tiny" / "type=bigram,seed=1", run)
+    config = json.loads((run / "config.json").read_text())
+    argv = ["sample", str(run)]
+    if change in ("no weights", "unfinished"):
+        (run / "model.pt").unlink()
+        if change == "unfinished":
+            (run / "summary.json").unlink()
+    elif change == "prompt":
+        argv += ["--prompt", "Zed"]
+    elif change == "variant":
+        config["variant"] = "warp-drive"
+    elif change == "flags":
+        config["argv"] += ["--warp", "9"]
+    (run / "config.json").write_text(json.dumps(config))
+    if change == "not a run":
+        (run / "config.json").unlink()
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("runs sample: error: ") and error.count("\n") == 1 and message in error
+
+
+def test_a_recipe_cannot_be_named_after_the_sample_command(lab, capsys):
+    lab.write("sample", recipe_text(lab.names_file))
+    assert lab.main() == 0
+    listing = capsys.readouterr().out
+    assert "sample               (broken: sample.toml: 'sample' is the name of a command" in listing
+    with pytest.raises(SystemExit):
+        cli.main(["sample"])
+    assert "usage: python -m runs sample" in capsys.readouterr().err
 
 
 # -----------------------------------------------------------------------------
@@ -254,6 +487,27 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     assert error.count("\n") == 1 and error.startswith("runs: error: ")
     assert message in error
     assert not (lab.results / name).exists()
+
+
+@pytest.mark.parametrize("source, line, problem", [
+    ("import torch\n\ndef parse_args(argv):\n    return argv)\n", 4, "SyntaxError: unmatched ')'"),
+    ("import torch\nimport no_such_module\n", 2, "ModuleNotFoundError: No module named 'no_such_module'"),
+    ("def size():\n    return 1 / 0\n\nSIZE = size()\n", 2, "ZeroDivisionError: division by zero"),
+    ("import torch\nimport broken_helper\n", 2, "SyntaxError: invalid syntax (broken_helper.py, line 1)"),
+])
+def test_a_variant_that_does_not_load_is_one_line_naming_its_file_and_line(tmp_path, monkeypatch, source, line,
+                                                                           problem):
+    from runs.runner import Job, check_flags
+
+    file = tmp_path / "makemore.py"
+    file.write_text(source)
+    (tmp_path / "broken_helper.py").write_text("x = = 1\n")  # a module the variant imports
+    monkeypatch.syspath_prepend(tmp_path)
+    config = {"file": str(file), "argv": [str(file)], "code": {"patches": [{"name": "01-moe.patch"}]}}
+    with pytest.raises(RecipeError) as error:
+        check_flags([Job("seed=1", tmp_path, config, [], "fresh")], "r")
+    assert str(error.value) == \
+        f"recipe r: {file} does not load: line {line}: {problem} (it is the spine + 01-moe.patch)"
 
 
 # -----------------------------------------------------------------------------

@@ -57,7 +57,7 @@ algorithmic(seed, parity=None, addition=None, parens=None, ordered=None, count=1
                 significant digit first, so that each digit depends on its column and the carry
                 coming from the digit just written (most significant first, a 4-layer model got
                 no answer right in 4,000 steps: the first digit waits on the whole carry chain)
-      parens    12 brackets whose nesting reaches depth `d`; the answer is 1 if they are balanced.
+      parens    16 brackets whose nesting reaches depth `d`; the answer is 1 if they are balanced.
                 Half are; the others are balanced strings with an opening and a closing bracket
                 swapped (the counts still match: only the order is wrong) or one bracket flipped
       ordered   `d` digits, left-padded with '.' to 16 characters; the answer is 1 if they never
@@ -209,7 +209,7 @@ def code(seed, count: int = 5000, min_len: int = 8, max_len: int = 48):
 # --- the algorithmic task suite (Part 5) ---
 
 WIDTH = 16  # parity and ordered questions are left-padded with '.' to this many characters
-PARENS_LENGTH = 12
+PARENS_LENGTH = 16
 ADDITION_DIGITS = 4
 
 

@@ -265,7 +265,7 @@ def test_the_ponder_probe_averages_steps_by_character_and_draws_bars(mm, tasks):
 
 # --- the task suite (runs/datasets.py algorithmic) -------------------------------------------------
 
-SUITE = {"parity": [1, 7, 16], "addition": [0, 2, 4], "parens": [1, 3, 6], "ordered": [2, 9, 16]}
+SUITE = {"parity": [1, 7, 16], "addition": [0, 2, 4], "parens": [1, 3, 8], "ordered": [2, 9, 16]}
 
 
 def column_carries(a, b):
@@ -312,7 +312,7 @@ def test_every_task_answer_is_right_and_every_item_has_its_difficulty():
                 assert len(a) == len(b) == 4 and column_carries(a, b) == difficulty
                 assert answer == str(int(a) + int(b))[::-1]
             elif task == "parens":
-                assert len(question) == 12 and answer == str(int(strip_pairs(question)))
+                assert len(question) == 16 and answer == str(int(strip_pairs(question)))
                 if answer == "1":
                     assert depth(question) == difficulty
             else:

@@ -43,6 +43,27 @@ mixture(seed, parts)
     {"names": {}, "arithmetic": {"digits": 2}, "code": {"count": 3000}}. Each part is built with
     the same seed; two parts giving the same domain name is an error.
 
+algorithmic(seed, parity=None, addition=None, parens=None, ordered=None, count=1000)
+    The task suite of Part 5 (adaptive computation): each argument lists the difficulties of one
+    task, and each (task, difficulty) becomes a domain named `<task>-<difficulty>` (two digits),
+    `count` items `question=answer` each, drawn with replacement (easy difficulties have fewer
+    distinct questions than `count`). Every question of a task has the same width, so a harder
+    item asks for more work in the same positions: a recipe that holds the hardest difficulties
+    out of training tests extrapolation in computation, not in positions whose embeddings were
+    never trained. The tasks, each answer checked by an independent computation in the tests:
+      parity    `d` bits, left-padded with '.' to 16 characters; the answer is 1 if they hold an
+                odd number of ones
+      addition  two 4-digit numbers whose sum needs exactly `d` carries; the sum is written least
+                significant digit first, so that each digit depends on its column and the carry
+                coming from the digit just written (most significant first, a 4-layer model got
+                no answer right in 4,000 steps: the first digit waits on the whole carry chain)
+      parens    16 brackets whose nesting reaches depth `d`; the answer is 1 if they are balanced.
+                Half are; the others are balanced strings with an opening and a closing bracket
+                swapped (the counts still match: only the order is wrong) or one bracket flipped
+      ordered   `d` digits, left-padded with '.' to 16 characters; the answer is 1 if they never
+                decrease. Half are sorted; the others are sorted digits with one adjacent pair of
+                different digits swapped
+
 Domains always come in name order, and every item is checked: non-empty, no line break, no
 surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
 
@@ -185,6 +206,104 @@ def code(seed, count: int = 5000, min_len: int = 8, max_len: int = 48):
                                    f"the standard library's lines of {min_len} to {max_len} characters")}
 
 
+# --- the algorithmic task suite (Part 5) ---
+
+WIDTH = 16  # parity and ordered questions are left-padded with '.' to this many characters
+PARENS_LENGTH = 16
+ADDITION_DIGITS = 4
+
+
+def parity_item(rng, length):
+    bits = "".join(rng.choice("01") for _ in range(length))
+    return f"{bits:.>{WIDTH}}={bits.count('1') % 2}"
+
+
+def carries(a, b):
+    """How many digit positions of a + b produce a carry."""
+    count, carry = 0, 0
+    while a or b:
+        carry = int(a % 10 + b % 10 + carry >= 10)
+        count, a, b = count + carry, a // 10, b // 10
+    return count
+
+
+def addition_item(rng, wanted):
+    low, high = 10 ** (ADDITION_DIGITS - 1), 10 ** ADDITION_DIGITS
+    while True:  # rejection: every number of carries has many pairs, so this ends fast
+        a, b = rng.randrange(low, high), rng.randrange(low, high)
+        if carries(a, b) == wanted:
+            return f"{a}+{b}={str(a + b)[::-1]}"
+
+
+def balanced_brackets(rng, length, depth):
+    """A random balanced string of `length` brackets whose nesting reaches exactly `depth`."""
+    while True:
+        text, level, top = [], 0, 0
+        for position in range(length):
+            room = length - position  # an opening bracket must still be closable in the room left
+            opens = level < depth and level + 1 <= room - 1 and (level == 0 or rng.random() < 0.5)
+            level += 1 if opens else -1
+            text.append("(" if opens else ")")
+            top = max(top, level)
+        if top == depth:
+            return "".join(text)
+
+
+def parens_item(rng, depth):
+    text = balanced_brackets(rng, PARENS_LENGTH, depth)
+    if rng.random() < 0.5:
+        return f"{text}=1"
+    while True:
+        if rng.random() < 0.5:  # swap two brackets: the counts still match, the order is wrong
+            i, j = sorted(rng.sample(range(PARENS_LENGTH), 2))
+            broken = text[:i] + text[j] + text[i + 1:j] + text[i] + text[j + 1:]
+        else:  # flip one bracket
+            i = rng.randrange(PARENS_LENGTH)
+            broken = text[:i] + ("(" if text[i] == ")" else ")") + text[i + 1:]
+        if not is_balanced(broken):
+            return f"{broken}=0"
+
+
+def is_balanced(text):
+    level = 0
+    for bracket in text:
+        level += 1 if bracket == "(" else -1
+        if level < 0:
+            return False
+    return level == 0
+
+
+def ordered_item(rng, length):
+    digits = sorted(rng.choice("0123456789") for _ in range(length))
+    if rng.random() < 0.5 or len(set(digits)) == 1:
+        return f"{''.join(digits):.>{WIDTH}}=1"
+    i = rng.choice([k for k in range(length - 1) if digits[k] != digits[k + 1]])
+    digits[i], digits[i + 1] = digits[i + 1], digits[i]
+    return f"{''.join(digits):.>{WIDTH}}=0"
+
+
+TASKS = {"parity": parity_item, "addition": addition_item, "parens": parens_item, "ordered": ordered_item}
+DIFFICULTIES = {"parity": range(1, WIDTH + 1), "addition": range(0, ADDITION_DIGITS + 1),
+                "parens": range(1, PARENS_LENGTH // 2 + 1), "ordered": range(2, WIDTH + 1)}
+
+
+def algorithmic(seed, parity: list = None, addition: list = None, parens: list = None, ordered: list = None,
+                count: int = 1000):
+    wanted = {"parity": parity, "addition": addition, "parens": parens, "ordered": ordered}
+    if not any(wanted.values()):
+        raise DatasetError("algorithmic: give at least one task's difficulties, e.g. parity=[4, 8]")
+    rng = random.Random(seed)
+    domains = {}
+    for task, difficulties in wanted.items():
+        for difficulty in difficulties or []:
+            if difficulty not in DIFFICULTIES[task]:
+                allowed = DIFFICULTIES[task]
+                raise DatasetError(f"algorithmic: {task} difficulty {difficulty!r} is not in "
+                                   f"{allowed.start}..{allowed.stop - 1}")
+            domains[f"{task}-{difficulty:02d}"] = [TASKS[task](rng, difficulty) for _ in range(count)]
+    return domains
+
+
 def mixture(seed, parts: dict):
     if not parts:
         raise DatasetError("mixture: parts is empty; give at least one builder")
@@ -197,9 +316,10 @@ def mixture(seed, parts: dict):
     return domains
 
 
-BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture}
+BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture,
+            "algorithmic": algorithmic}
 # Part of every cache key: bump a builder's number when an edit changes the items it builds.
-VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1}
+VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1}
 
 
 # --- checking the request and the result ---

@@ -1,6 +1,6 @@
 """Probes: what a trained run's model does, measured once after training and kept as text.
 
-    python -m runs.probes RUN_DIR [attention] [activations] [routing]
+    python -m runs.probes RUN_DIR [attention] [activations] [routing] [ponder]
 
 The runner calls this after a run trains. It rebuilds the run's model through the variant's own
 functions (parse_args, load_data, create_model), exactly as the trainer did, loads the best
@@ -54,6 +54,8 @@ def probe(directory, *probes):
                                  "trained": layer_statistics(trained, args.type, *rows)}
     if "routing" in probes and hasattr(module, "moe_layers") and module.moe_layers(trained):
         result["routing"] = routing_counts(module, trained, data)
+    if "ponder" in probes and getattr(trained, "act", None) is not None and not trained.act.fixed:
+        result["ponder"] = ponder(trained, data)
     write_json(directory / "probes.json", result, indent=None)  # mostly matrices: one line is smaller
     return 0
 
@@ -209,6 +211,73 @@ def routing_counts(module, model, data):
                     counts[key][l].index_put_((choice, label), torch.ones_like(label), accumulate=True)
     return {"tokens": ["<start/stop>"] + list(data.vocab.chars), "domains": data.domains,
             "layers": [{f"by_{key}": counts[key][l].tolist() for key in size} for l in range(len(layers))]}
+
+
+# -----------------------------------------------------------------------------
+# pondering (adaptive computation time, 02-act.patch)
+
+PONDER_ITEMS = 3  # test items per domain drawn as bars
+
+
+@torch.no_grad()
+def ponder(model, data):
+    """Where the model pondered. Over every test token: the mean steps by the character a position
+    reads (its input), the one it predicts (its target) and its position. And for a few test items
+    of each domain, the steps each position took (N) and its ponder cost (N + R): Graves' bars."""
+    model.eval()
+    act, size = model.act, {"input": len(data.vocab), "target": len(data.vocab), "position": data.block_size}
+    sums = {key: torch.zeros(n) for key, n in size.items()}
+    counts = {key: torch.zeros(n) for key, n in size.items()}
+    for start in range(0, len(data.test), 100):
+        x, y = data.test.x[start:start + 100], data.test.y[start:start + 100]
+        model(x)
+        real = y != -1
+        labels = {"input": x[real], "target": y[real], "position": real.nonzero()[:, 1]}
+        for key, label in labels.items():
+            sums[key].index_add_(0, label, act.last_steps[real])
+            counts[key].index_add_(0, label, torch.ones(len(label)))
+    means = {f"by_{key}": [round(s / c, 4) if c else None for s, c in zip(sums[key].tolist(), counts[key].tolist())]
+             for key in size}
+    result = {"tokens": ["<start/stop>"] + list(data.vocab.chars), **means, "items": ponder_bars(model, data)}
+    if hasattr(act.block.mlp, "last_route"):  # experts in the shared block (01-moe.patch)
+        result["experts_by_steps"] = experts_by_steps(model, data)
+    return result
+
+
+@torch.no_grad()
+def experts_by_steps(model, data):
+    """[N-1][n-1][e]: how many test tokens that took N steps in all chose expert e at step n. At
+    step n the block runs on exactly the tokens with N >= n, in flat order, so each step's routing
+    lines up with them. Under top-k, each of a token's k choices counts once."""
+    act, routes = model.act, []
+    hook = act.block.mlp.register_forward_hook(lambda layer, inputs, output: routes.append(layer.last_route[1]))
+    K, E = act.max_steps, act.block.mlp.n_expert
+    counts = torch.zeros(K, K, E, dtype=torch.long)
+    try:
+        for start in range(0, len(data.test), 100):
+            routes.clear()
+            model(data.test.x[start:start + 100])
+            total = act.last_steps.flatten().long()
+            for n, chosen in enumerate(routes):
+                steps = total[total >= n + 1]
+                for choice in chosen.T:
+                    counts.index_put_((steps - 1, torch.full_like(steps, n), choice), torch.ones_like(choice),
+                                      accumulate=True)
+    finally:
+        hook.remove()
+    return counts.tolist()
+
+
+def ponder_bars(model, data):
+    bars = []
+    for d, domain in enumerate(data.domains):
+        rows = (data.test.domain == d).nonzero().squeeze(1)[:PONDER_ITEMS]
+        model(data.test.x[rows])
+        for row, steps, cost in zip(rows.tolist(), model.act.last_steps, model.act.last_ponder):
+            text = data.test.items[row]
+            bars.append({"domain": domain, "text": text, "tokens": ["."] + list(text),
+                         "steps": steps[:len(text) + 1].tolist(), "ponder": rounded(cost[:len(text) + 1], 4)})
+    return bars
 
 
 def significant(value, digits=5):

@@ -13,7 +13,7 @@ RECIPES_DIR = ROOT / "runs" / "recipes"
 
 # the runner sets these itself for every run; a recipe that set them would fight it
 RUNNER_FLAGS = {"input-file", "work-dir", "seed", "max-steps", "resume", "sample-only"}
-PROBES = {"samples", "attention", "activations", "routing"}
+PROBES = {"samples", "attention", "activations", "routing", "ponder"}
 RECIPE_KEYS = {"purpose", "variant", "steps", "seeds", "probes", "dataset", "flags", "grid", "arm"}
 ARM_KEYS = {"name", "variant", "flags"}
 COMMANDS = {"sample"}  # `python -m runs sample ...` is a command, so no recipe can be called that

@@ -18,6 +18,8 @@ from analysis.plots import draw_band, mean_sd
 
 DOMAINS = "moe-domains"
 NAMES = "moe-names"
+LONG = "moe-domains-long"  # the matched arms of moe-domains, trained until the comparison settles
+LONG_ARMS = ("dense", "dense-wide", "moe-e4", "moe-e4-top2", "moe-e8")
 
 # what each comparison of a MoE with a dense baseline holds equal (the recipes' arm notes)
 MATCHED = [("moe-e4", "dense", "active compute"), ("moe-e4", "dense-wide", "parameters"),
@@ -175,6 +177,54 @@ def loss_dots(groups, arms, matching):
     caption = (f"Final test loss (last evaluation) of each arm{per_domain}: each seed a circle, the mean a bar. "
                f"{matching}; {plots.seeds_note(shown)}.")
     return Drawn(fig, matched_headline(plots.current(shown), arms), caption, shown)
+
+
+@part.figure(LONG)
+def settled(groups):
+    """Is "MoE ties dense" an artefact of stopping at 3,000 steps? The matched arms, trained on."""
+    shown = [g for g in of_arms(groups, LONG_ARMS) if g]
+    dense = of_arm(shown, "dense")
+    if dense is None:
+        return Skip("no dense baseline to compare with")
+    fig, (curves, gaps) = style.figure(2, 1, height=7.4, sharex=True, height_ratios=[1.3, 1])
+    drawn = [draw_band(curves, group, "test_loss") for group in shown]
+    plots.focus_on_training(curves, drawn)
+    curves.set(ylabel="test loss")
+    curves.legend(fontsize=10, ncols=2)
+    base = plots.band(dense, "test_loss")
+    for group in shown:
+        if group is dense:
+            continue
+        curve = plots.band(group, "test_loss")
+        gaps.plot(curve.x, curve.mean - base.mean, color=group.line_colour, linewidth=2,
+                  linestyle="--" if group.stale else "-", label=group.name)
+    gaps.axhline(0, color=style.GREY, linewidth=1)
+    gaps.set(xlabel="step", ylabel="test loss minus dense's")
+    for ax in (curves, gaps):
+        ax.axvline(3000, color=style.GREY, linewidth=1, linestyle=":")  # where moe-domains stops
+    caption = ("moe-domains' matched arms trained for 20,000 steps on the same data: test loss (top, mean over "
+               "seeds, band from the lowest to the highest seed) and each arm's mean minus dense's (bottom); the "
+               f"dotted line marks moe-domains' 3,000 steps; {plots.seeds_note(shown)}.")
+    return Drawn(fig, settled_headline(plots.current(shown)), caption, shown)
+
+
+def best_losses(group):
+    return [min(record["test_loss"] for record in run.metrics) for run in group.runs]
+
+
+def best_steps(group):
+    return [min(run.metrics, key=lambda record: record["test_loss"])["step"] for run in group.runs]
+
+
+def settled_headline(groups):
+    """Each arm's best test loss (the comparison once every arm has stopped improving), ties with
+    dense called, and the step by which every arm had reached its best."""
+    dense = of_arm(groups, "dense")
+    ranked = sorted(groups, key=lambda g: statistics.fmean(best_losses(g)))
+    parts = [f"{g.name} {statistics.fmean(best_losses(g)):.3f}" + (" (ties dense)" if g is not dense
+             and plots.tied(best_losses(g), best_losses(dense)) else "") for g in ranked]
+    latest = max(step for g in groups for step in best_steps(g))
+    return f"Best test loss, every arm past its best by step {latest:,}: {', '.join(parts)}"
 
 
 def matched_headline(groups, arms):

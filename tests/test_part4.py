@@ -356,3 +356,35 @@ def test_the_benchmark_records_what_it_measured(tmp_path, names_file):
     assert record["command"].startswith("python benchmarks/moe_speed.py --input ")
     assert record["code"] == code("moe")  # what makes the record stale when the moe code changes
     assert part4.moe_speed(record).headline.startswith("a training step of moe E=4 top-1 takes ")
+
+
+# -----------------------------------------------------------------------------
+# the matched arms trained until they settle (moe-domains-long)
+
+
+def write_long_runs(results_dir, best_at):
+    """Each arm's test loss falls to its floor at step best_at[arm], then rises (overfitting)."""
+    floors = {"dense": 1.90, "dense-wide": 1.85, "moe-e4": 1.902, "moe-e4-top2": 1.86, "moe-e8": 1.92}
+    for arm, floor in floors.items():
+        for seed in (1, 2, 3):
+            steps = range(0, 20001, 500)
+            losses = [floor + 1.5 * math.exp(-s / 2000) + 1e-4 * max(0, s - best_at[arm]) + 0.002 * (seed - 2)
+                      for s in steps]
+            metrics = [{"step": s, "train_loss": loss - 0.2, "test_loss": loss, "tokens_per_s": 1000.0,
+                        "step_ms": 10.0} for s, loss in zip(steps, losses)]
+            config = run_config(part4.LONG, f"{arm},seed={seed}", arm=arm, seed=seed, steps=20000, variant="moe",
+                                flags={"eval-interval": 500, **DOMAIN_ARMS.get(arm, {"n-expert": 8})},
+                                domains=("arithmetic", "code", "names"))
+            write_run(results_dir, config, metrics, {"parameters": {"total": 1000, "active": 1000}})
+
+
+def test_the_settled_comparison_uses_each_arms_best_and_says_where_it_stopped(tmp_path):
+    write_long_runs(tmp_path, {"dense": 9000, "dense-wide": 8000, "moe-e4": 9000, "moe-e4-top2": 7000,
+                               "moe-e8": 10000})
+    groups = plots.group_runs(load_recipe_runs(tmp_path / part4.LONG), label=part4.arm_name)
+    assert part4.best_steps(part4.of_arm(groups, "dense-wide")) == [8000] * 3
+    headline = part4.settled_headline(groups)
+    assert headline.startswith("Best test loss, every arm past its best by step 10,000: dense-wide 1.877")
+    assert "moe-e4 1.919 (ties dense)" in headline  # 0.002 above dense, seeds 0.002 apart
+    drawn = part4.settled(groups)
+    assert drawn.groups and "20,000 steps" in drawn.caption

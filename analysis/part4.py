@@ -224,7 +224,10 @@ def settled_headline(groups):
     parts = [f"{g.name} {statistics.fmean(best_losses(g)):.3f}" + (" (ties dense)" if g is not dense
              and plots.tied(best_losses(g), best_losses(dense)) else "") for g in ranked]
     latest = max(step for g in groups for step in best_steps(g))
-    return f"Best test loss, every arm past its best by step {latest:,}: {', '.join(parts)}"
+    last = min(run.metrics[-1]["step"] for g in groups for run in g.runs)
+    when = (f"every arm past its best by step {latest:,}" if latest < last
+            else f"not settled: a run is still at its best at step {last:,}")
+    return f"Best test loss, {when}: {', '.join(parts)}"
 
 
 def matched_headline(groups, arms):

@@ -146,11 +146,9 @@ def accuracy_vs_steps(groups):
         for group in (g for g in groups if kind(g) == "dense"):
             ax.scatter([UNTIED_LAYERS] * len(group.runs), [accuracy(r, task) for r in group.runs], marker="*",
                        s=90, color="black" if not group.stale else style.GREY, label="untied spine", zorder=4)
-        ax.set(title=TASK_TITLES[task], ylim=(0.35, 1.02))
-    for ax in axes[1]:
-        ax.set_xlabel("block steps a token (mean)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("exact answers, trained difficulties")
+        ax.set(title=TASK_TITLES[task], ylim=(0, 1.02))
+    fig.supxlabel("block steps a token (mean)")
+    fig.supylabel("exact answers, trained difficulties")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     fig.legend(unique.values(), unique.keys(), loc="outside lower center", ncols=4, fontsize=10)
@@ -343,6 +341,8 @@ def names_headline(shown):
     classes = [character_classes(ponder_probe(r)) for r in group.runs]
     means = {name: statistics.fmean(c[name] for c in classes) for name in classes[0]}
     most, least = max(means, key=means.get), min(means, key=means.get)
+    if means[most] - means[least] < 0.05:
+        return f"On names, {group.name} takes {means[most]:.2f} steps everywhere: it does not choose where to ponder"
     return (f"On names, {group.name} ponders most {describe(most)} ({means[most]:.2f} steps) "
             f"and least {describe(least)} ({means[least]:.2f})")
 

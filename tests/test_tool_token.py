@@ -351,6 +351,49 @@ def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_file
     assert stats["labels"]["computed"]["call"] == stats["labels"]["computed"]["items"] - 1
 
 
+def test_a_dream_mutant_changes_one_digit_and_keeps_every_operands_length(mm):
+    generator = torch.Generator().manual_seed(0)
+    for text in ["12+345", "7*89", "100*100", "5+5"] * 25:
+        mutant = mm.mutate(text, generator)
+        changed = [i for i, (a, b) in enumerate(zip(text, mutant)) if a != b]
+        assert len(mutant) == len(text) and len(changed) == 1 and mutant[changed[0]].isdigit()
+        assert all(len(str(int(n))) == len(n) for n in mutant.replace("*", "+").split("+"))  # no leading 0
+    again = torch.Generator().manual_seed(0)
+    assert [mm.mutate("12+345", again) for _ in range(5)] == \
+        [mm.mutate("12+345", g) for g in [torch.Generator().manual_seed(0)] for _ in range(5)]
+
+
+def test_a_dream_never_punishes_a_needed_call(mm, tool_files, tmp_path, monkeypatch):
+    """Hand-made dreams at cost 0.2: a query the model answers right and surely gets a no-call
+    target; one it is sure of but answers wrong gets none (no call target either: not worth it);
+    unsure ones get call targets; a held-out query is never dreamed of."""
+    args = mm.parse_args(["-i", tool_files, "-o", str(tmp_path), "--tool", "on", "--max-steps", "10",
+                          "--tool-cost", "0.2", "--dream-size", "8"])
+    data = mm.load_data(args.input_file, args.seed)
+    tool = mm.ToolTraining(args, data, tmp_path)
+    held_out = next(text for text in sorted(tool.held_out) if mm.calculate(text))
+    dreamt = ["11+22", "30*40", "emma", held_out]  # what the model 'samples'
+    own = {"11+22": "33", "30*40": "1300"}  # its own answers; anything else it gets wrong
+    sure = {"11+22": 0.9, "30*40": 0.9}  # its probability of the right answer; 0 elsewhere
+
+    def generate(model, prompts, vocab, max_len, tool=True, generator=None, **kwargs):
+        if generator is not None:
+            return [[0] + vocab.encode(dreamt[i % 4] + "=1") + [0] for i in range(len(prompts))]
+        texts = [vocab.decode(p[1:-1]) for p in prompts]
+        return [p + vocab.encode(own.get(t, "9")) + [0] for p, t in zip(prompts, texts)]
+    monkeypatch.setattr(mm, "generate_with_tool", generate)
+    monkeypatch.setattr(mm, "answer_probabilities", lambda model, vocab, pairs: [sure.get(t, 0.0) for t, _ in pairs])
+    tool.round = 1
+    items, domains, practice, stats = tool.dream(model=None)
+    new = items[len(data.train.items):]
+    no_call = [item for item in new if mm.CALL not in item]
+    called = [mm.read_query(item).text for item in new if mm.CALL in item]
+    assert no_call == ["11+22=33"] and "30*40" not in called and held_out not in called + no_call
+    assert called and all(mm.calculate(text) is not None and text not in sure for text in called)
+    assert stats["dream"]["call"] == len(called) and stats["dream"]["no_call"] == 1
+    assert domains[len(data.train.items):] == [-1] * len(new)
+
+
 def hand_items():
     """Four held-out answers: (p_call, called, off_correct, always_correct)."""
     rows = [(0.9, True, False, True), (0.6, True, True, True), (0.3, False, True, False), (0.1, False, False, False)]

@@ -457,7 +457,10 @@ def test_the_run_writes_every_held_out_answer_and_each_round(tool_run):
     evaluation = json.loads((tool_run / "tool_eval.json").read_text())
     assert evaluation["step"] == 60 and evaluation["round"] == 2 and evaluation["cost"] == 0.2
     assert evaluation["types"] == ["computed", "memorised", "names"]
-    assert len(evaluation["items"]) == 30 and {i["type"] for i in evaluation["items"]} == set(evaluation["types"])
+    items = evaluation["items"]  # one list per key
+    assert set(items) == {"type", "query", "answer", "p_call", "called", "off", "always", "off_correct",
+                          "always_correct"}
+    assert all(len(column) == 30 for column in items.values()) and set(items["type"]) == set(evaluation["types"])
     assert set(evaluation["baselines"]) == {"policy", "never", "always", "random", "oracle"}
     assert evaluation["thresholds"][0]["calls"] == 0 and evaluation["thresholds"][-1]["calls"] == 1
     rounds = json.loads((tool_run / "tool_rounds.json").read_text())

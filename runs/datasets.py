@@ -43,7 +43,7 @@ mixture(seed, parts)
     {"names": {}, "arithmetic": {"digits": 2}, "code": {"count": 3000}}. Each part is built with
     the same seed; two parts giving the same domain name is an error.
 
-tool_use(seed, memorised=240, repeats=16, computed=2000, names=4000, test=200, min_digits=2,
+tool_use(seed, memorised=240, repeats=16, computed=3000, names=4000, test=200, min_digits=2,
          max_digits=3, ops="+*", max_name=8)
     Part 6's queries, each written with the call that answers it (03-tool-token.patch):
     `query=CALL query CALL_END RESULT result RESULT_END answer`, where the four tool tokens are the
@@ -268,7 +268,7 @@ def evenly(equations, count, cells):
     return chosen
 
 
-def tool_use(seed, memorised: int = 240, repeats: int = 16, computed: int = 2000, names: int = 4000,
+def tool_use(seed, memorised: int = 240, repeats: int = 16, computed: int = 3000, names: int = 4000,
              test: int = 200, min_digits: int = 2, max_digits: int = 3, ops: str = "+*", max_name: int = 8):
     if not 1 <= min_digits <= max_digits:
         raise DatasetError(f"tool_use: min_digits={min_digits} and max_digits={max_digits}: need 1 <= min <= max")

@@ -80,7 +80,7 @@ def test_memorised_facts_repeat_and_are_held_out_from_those_trained(built):
 
 def test_computed_equations_and_names_are_distinct_and_held_out_ones_unseen(built):
     computed, unseen = facts(built["computed"]), facts(built["computed.test"])
-    assert len(set(computed)) == len(computed) == 2000 and len(set(unseen)) == len(unseen) == 200
+    assert len(set(computed)) == len(computed) == 3000 and len(set(unseen)) == len(unseen) == 200
     assert not set(unseen) & (set(computed) | set(facts(built["memorised"])))
     assert not set(computed) & set(facts(built["memorised"]))
     assert len(set(built["names"])) == 4000 and not set(built["names"]) & set(built["names.test"])

@@ -326,7 +326,8 @@ def test_the_cost_rule(mm, p_alone, tool_right, cost, call):
 
 def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_files, tmp_path, monkeypatch):
     """On hand-made probabilities (0.5 where none is given; the cost is 0.2): a computed item the
-    model knows keeps no call, a memorised one it does not know gets one, names never do."""
+    model knows keeps no call, a memorised one it does not know gets one, names never do; an item
+    that calls though the model knows it (0.7) is practised too."""
     args = mm.parse_args(["-i", tool_files, "-o", str(tmp_path), "--tool", "on", "--max-steps", "10",
                           "--tool-cost", "0.2"])
     data = mm.load_data(args.input_file, args.seed)
@@ -335,13 +336,15 @@ def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_file
     for q, d in zip(tool.train_queries, data.train.domain.tolist()):
         by_type.setdefault(data.domains[d], {})[q.text] = q
     by_type = {name: list(queries.values()) for name, queries in by_type.items()}
-    knows = {by_type["computed"][0].text: 0.9, by_type["memorised"][0].text: 0.1, by_type["memorised"][1].text: 0.95}
+    knows = {by_type["computed"][0].text: 0.9, by_type["memorised"][0].text: 0.1, by_type["memorised"][1].text: 0.95,
+             by_type["memorised"][2].text: 0.7}
     monkeypatch.setattr(mm, "answer_probabilities",
                         lambda model, vocab, pairs: [knows.get(text, 0.5) for text, _ in pairs])
     items, domains, practice, stats = tool.cost_rule(model=None)
     calls = {q.text: item == q.call_form for q, item in zip(tool.train_queries, items)}
-    called = [q for q in tool.train_queries if calls[q.text]]
-    assert items[len(tool.train_queries):] == [q.plain for q in called]  # each call's practice row
+    known = [q for q in tool.train_queries if q.text == by_type["memorised"][2].text]  # calls, and knows it
+    assert calls[known[0].text] and len(known) == 8  # a memorised fact: written 8 times
+    assert items[len(tool.train_queries):] == [q.plain for q in known]  # its practice rows
     assert list(practice) == list(range(len(tool.train_queries), len(items))) and len(domains) == len(items)
     assert not calls[by_type["computed"][0].text] and calls[by_type["computed"][1].text]
     assert calls[by_type["memorised"][0].text] and not calls[by_type["memorised"][1].text]

@@ -413,6 +413,7 @@ def test_the_baselines_on_a_hand_made_case(mm):
 
 def test_the_threshold_curve_calls_the_most_likely_first(mm):
     curve = mm.threshold_curve(hand_items())
+    assert [p["threshold"] for p in curve] == [None, 0.9, 0.6, 0.3, 0.1]
     assert [(p["calls"], p["acc"]) for p in curve] == [(0.0, 0.5), (0.25, 0.75), (0.5, 0.75), (0.75, 0.5), (1.0, 0.5)]
     tied = [dict(item, p_call=0.5) for item in hand_items()]
     assert [(p["calls"], p["acc"]) for p in mm.threshold_curve(tied)] == [(0.0, 0.5), (1.0, 0.5)]

@@ -212,9 +212,9 @@ class Scripted(torch.nn.Module):
         logits = torch.zeros(*idx.shape, self.vocab_size)
         for b, row in enumerate(idx.tolist()):
             for t in range(len(row)):
-                logits[b, t, self.script.get(tuple(row[:t + 1]), self.default)] = 10.0
+                logits[b, t, self.script.get(tuple(row[:t + 1]), self.default)] = 30.0
                 if self.bias is not None:
-                    logits[b, t, self.bias] += 20.0
+                    logits[b, t, self.bias] += 60.0
         return logits, None
 
 
@@ -273,6 +273,17 @@ def test_sampling_with_the_tool_is_deterministic_for_a_seed(mm, vocab):
     runs = [mm.generate_with_tool(model, [[0]] * 8, vocab, 24, top_k=5, generator=torch.Generator().manual_seed(3))
             for _ in range(2)]
     assert runs[0] == runs[1] and all(len(row) <= 25 for row in runs[0])
+
+
+def test_samples_match_their_items_with_or_without_the_call(mm, tool_files, tmp_path):
+    args = mm.parse_args(["-i", tool_files, "-o", str(tmp_path), "--tool", "on", "--max-steps", "10"])
+    data = mm.load_data(args.input_file, args.seed)
+    item = next(item for item in data.train.items if mm.CALL in item and mm.calculate(mm.read_query(item).call_text))
+    query = mm.read_query(item)
+    for written in (query.plain, f"{query.text}={mm.CALL}{query.call_text}{mm.CALL_END}"):
+        model = Scripted(script_for(data.vocab, written, item), len(data.vocab))
+        groups = mm.sample_groups(model, data, args, num=2, seed=0)
+        assert [mm.read_query(sample).plain for sample in groups["in train"]] == [query.plain] * 2
 
 
 class CallBias(torch.nn.Module):

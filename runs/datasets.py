@@ -64,6 +64,20 @@ algorithmic(seed, parity=None, addition=None, parens=None, ordered=None, count=1
                 decrease. Half are sorted; the others are sorted digits with one adjacent pair of
                 different digits swapped
 
+tool_use(seed, memorised=240, repeats=16, computed=3000, names=4000, test=200, min_digits=2,
+         max_digits=3, ops="+*", max_name=8)
+    Part 6's queries, each written with the call that answers it (03-tool-token.patch):
+    `query=CALL query CALL_END RESULT result RESULT_END answer`, where the four tool tokens are the
+    private-use characters U+E000 to U+E003, which this builder refuses in its ordinary text.
+    Domain "memorised": `memorised` equations (a+b, a*b), each written `repeats` times; "computed":
+    `computed` other equations, once each (0 leaves the domain out); "names": census first names of
+    3 to `max_name` letters, whose answer is the name reversed and whose result is empty (the
+    calculator cannot read a name: an error). Each type X also gets "X.test": `test` held-out items
+    that a --tool on run scores and never trains on: memorised facts (all of them in training), new
+    equations, new names. Both arithmetic types spread evenly over every (digits of a, op, digits of
+    b) with operands of min_digits to max_digits digits, so the operands' lengths say nothing about
+    the type. Results and answers are computed with Python's integers.
+
 Domains always come in name order, and every item is checked: non-empty, no line break, no
 surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
 
@@ -316,10 +330,103 @@ def mixture(seed, parts: dict):
     return domains
 
 
+# The tool tokens of 03-tool-token.patch: call, call end, result, result end. Characters of Unicode's
+# private-use area, which ordinary text does not hold; tool_use refuses them in its ordinary text.
+TOOL_TOKENS = ("\ue000", "\ue001", "\ue002", "\ue003")
+PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+def with_call(query, result, answer):
+    """An item written with the call that answers it: query=CALL query CALL_END RESULT result RESULT_END answer."""
+    call, call_end, result_open, result_end = TOOL_TOKENS
+    for text in (query, result, answer):
+        if PRIVATE_USE.search(text):
+            raise DatasetError(f"tool_use: {text!r} holds a private-use character, which only tool tokens may use")
+    return f"{query}={call}{query}{call_end}{result_open}{result}{result_end}{answer}"
+
+
+def equation_cells(min_digits, max_digits, ops):
+    """Every (digits of a, op, digits of b): both arithmetic types spread evenly over these."""
+    lengths = range(min_digits, max_digits + 1)
+    return [(da, op, db) for da in lengths for op in ops for db in lengths]
+
+
+def cell_of(equation):
+    a, op, b = equation
+    return len(str(a)), op, len(str(b))
+
+
+def share(count, cells):
+    """How many of `count` go to each cell: as even as possible, the first cells taking the rest."""
+    return [count // len(cells) + (index < count % len(cells)) for index in range(len(cells))]
+
+
+def draw_equations(rng, cells, count, taken):
+    """`count` distinct (a, op, b) not in `taken`, spread evenly over the cells, in cell order."""
+    seen, drawn = set(taken), []
+    for (da, op, db), want in zip(cells, share(count, cells)):
+        low_a, low_b = (10 ** (da - 1) if da > 1 else 0), (10 ** (db - 1) if db > 1 else 0)
+        free = (10 ** da - low_a) * (10 ** db - low_b) - sum(cell_of(e) == (da, op, db) for e in seen)
+        if want > free:
+            raise DatasetError(f"tool_use: {count} more equations do not fit: a cell of {da} and {db} digits "
+                               f"has {free} left")
+        for _ in range(want):
+            equation = (rng.randrange(low_a, 10 ** da), op, rng.randrange(low_b, 10 ** db))
+            while equation in seen:
+                equation = (rng.randrange(low_a, 10 ** da), op, rng.randrange(low_b, 10 ** db))
+            seen.add(equation)
+            drawn.append(equation)
+    return drawn
+
+
+def evenly(equations, count, cells):
+    """The first `count` of the equations, spread evenly over the cells."""
+    chosen = []
+    for cell, want in zip(cells, share(count, cells)):
+        chosen += [e for e in equations if cell_of(e) == cell][:want]
+    return chosen
+
+
+def tool_use(seed, memorised: int = 240, repeats: int = 16, computed: int = 3000, names: int = 4000,
+             test: int = 200, min_digits: int = 2, max_digits: int = 3, ops: str = "+*", max_name: int = 8):
+    if not 1 <= min_digits <= max_digits:
+        raise DatasetError(f"tool_use: min_digits={min_digits} and max_digits={max_digits}: need 1 <= min <= max")
+    if not ops or not set(ops) <= OPERATIONS.keys() or len(set(ops)) < len(ops):
+        raise DatasetError(f"tool_use: ops={ops!r}: give each of {', '.join(OPERATIONS)} at most once")
+    if repeats < 1:
+        raise DatasetError(f"tool_use: repeats={repeats}: each memorised fact must occur at least once")
+    if not 0 <= test <= memorised:
+        raise DatasetError(f"tool_use: test={test}: the memorised facts held out are some of the {memorised}")
+    rng = random.Random(seed)
+    cells = equation_cells(min_digits, max_digits, ops)
+    known = draw_equations(rng, cells, memorised, taken=())
+    fresh = draw_equations(rng, cells, computed, taken=known)
+    unseen = draw_equations(rng, cells, test, taken=known + fresh)
+    pool = [name for name in census_first_names() if 3 <= len(name) <= max_name]
+    if names + test > len(pool):
+        raise DatasetError(f"tool_use: names={names} and test={test}: there are {len(pool)} census names "
+                           f"of 3 to {max_name} letters")
+    people = rng.sample(pool, names + test)
+
+    def equation_item(a, op, b):
+        query, value = f"{a}{op}{b}", str(OPERATIONS[op](a, b))
+        return with_call(query, value, value)
+
+    def name_item(name):
+        return with_call(name, "", name[::-1])  # the calculator cannot read a name: an empty result
+
+    domains = {"memorised": [equation_item(*e) for e in known] * repeats,
+               "memorised.test": [equation_item(*e) for e in evenly(known, test, cells)],
+               "computed": [equation_item(*e) for e in fresh],
+               "computed.test": [equation_item(*e) for e in unseen],
+               "names": [name_item(name) for name in people[:names]],
+               "names.test": [name_item(name) for name in people[names:]]}
+    return {domain: items for domain, items in domains.items() if items}
+
 BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture,
-            "algorithmic": algorithmic}
+            "algorithmic": algorithmic, "tool_use": tool_use}
 # Part of every cache key: bump a builder's number when an edit changes the items it builds.
-VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1}
+VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1, "tool_use": 1}
 
 
 # --- checking the request and the result ---

@@ -474,6 +474,11 @@ def build(builder: str, seed: int = 0, **args) -> dict[str, list[str]]:
     domains = BUILDERS[builder](seed, **args)
     for domain, items in domains.items():
         check_items(domain, items)
+        if builder not in ("tool_use", "mixture"):  # a mixture's parts were checked on their own
+            tool_like = next((item for item in items if PRIVATE_USE.search(item)), None)
+            if tool_like is not None:
+                raise DatasetError(f"domain {domain!r}: the item {tool_like!r} holds a private-use character, "
+                                   "which the lab reserves for tool tokens (03-tool-token.patch)")
     return dict(sorted(domains.items()))
 
 

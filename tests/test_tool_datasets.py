@@ -129,3 +129,10 @@ def test_impossible_requests_are_one_line(args, words):
         build("tool_use", 0, **args)
     message = str(error.value)
     assert "\n" not in message and all(word in message for word in words)
+
+
+def test_no_other_builder_lets_a_tool_token_through(tmp_path):
+    from runs.datasets import DatasetError, build, write_items
+    names = write_items([f"name{i}" for i in range(20)] + ["ev\ue000il"], tmp_path / "people.txt")
+    with pytest.raises(DatasetError, match="private-use character"):
+        build("names", 0, file=str(names))

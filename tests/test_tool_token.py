@@ -176,7 +176,7 @@ def test_batches_and_evaluation_keep_the_answer_after_a_masked_result(mm, vocab)
     x, y, n_targets = mm.BatchSampler(split, 1, 0, "cpu").next()
     assert x.shape[1] == len(item) + 1 and y[0, -1] == 0  # the row ends with the answer's <stop>
     assert n_targets == len(item) + 1 - 4
-    assert mm.row_widths(split.y).tolist() == [len(item) + 1]
+    assert mm.used_widths(split.y).tolist() == [len(item) + 1]
 
 
 def test_a_practice_row_scores_its_first_answer_token_with_calls_forbidden(mm, vocab):

@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 
 import apply
-from analysis import part3, part4, part5, plots, staging
+from analysis import part3, part4, part5, part6, plots, staging
 from analysis.index import write_index
 from analysis.parts import Sources, shown
 from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
 BENCHMARKS_DIR = ROOT / "benchmarks" / "results"
-PARTS = [part3.part, part4.part, part5.part]  # every post's figures, in the index's order: a new post adds its Part here
+PARTS = [part3.part, part4.part, part5.part, part6.part]  # every post's figures, in the index's order: a new post adds its Part here
 
 
 def redraw(sources, figures_dir, root=ROOT):

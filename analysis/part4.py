@@ -202,7 +202,7 @@ def settled(groups):
     gaps.set(xlabel="step", ylabel="test loss minus dense's")
     for ax in (curves, gaps):
         ax.axvline(3000, color=style.GREY, linewidth=1, linestyle=":")  # where moe-domains stops
-    caption = ("moe-domains' matched arms trained for 20,000 steps on the same data: test loss (top, mean over "
+    caption = ("moe-domains' matched arms trained for 12,000 steps on the same data: test loss (top, mean over "
                "seeds, band from the lowest to the highest seed) and each arm's mean minus dense's (bottom); the "
                f"dotted line marks moe-domains' 3,000 steps; {plots.seeds_note(shown)}.")
     return Drawn(fig, settled_headline(plots.current(shown)), caption, shown)

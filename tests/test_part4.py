@@ -277,13 +277,13 @@ def sources(results_dir, benchmarks_dir=None):
 
 def test_recipes_without_results_are_listed_as_missing(tmp_path):
     drawing = part4.part.draw(sources(tmp_path / "nothing"), tmp_path / "figures")
-    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS, part4.NAMES])
+    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS, part4.NAMES, part4.LONG])
 
 
 def test_a_missing_arm_is_said_and_its_figures_not_drawn(tmp_path, capsys):
     write_recipes(tmp_path / "results", domain_arms={}, names_arms={"moe-e8": {"n-expert": 8}})
     drawing = part4.part.draw(sources(tmp_path / "results"), tmp_path / "figures")
-    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS])
+    assert (drawing.figures, drawing.missing) == ([], [part4.DOMAINS, part4.LONG])
     out = capsys.readouterr().out
     assert "part4: names-loss not drawn: no dense baseline to compare with" in out
     assert "part4: expert-characters not drawn: no moe-e4 runs" in out

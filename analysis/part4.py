@@ -202,9 +202,10 @@ def settled(groups):
     gaps.set(xlabel="step", ylabel="test loss minus dense's")
     for ax in (curves, gaps):
         ax.axvline(3000, color=style.GREY, linewidth=1, linestyle=":")  # where moe-domains stops
-    caption = ("moe-domains' matched arms trained for 12,000 steps on the same data: test loss (top, mean over "
-               "seeds, band from the lowest to the highest seed) and each arm's mean minus dense's (bottom); the "
-               f"dotted line marks moe-domains' 3,000 steps; {plots.seeds_note(shown)}.")
+    trained = max(run.metrics[-1]["step"] for group in shown for run in group.runs)
+    caption = (f"moe-domains' matched arms trained for {trained:,} steps on the same data: test loss (top, mean "
+               "over seeds, band from the lowest to the highest seed) and each arm's mean minus dense's (bottom); "
+               f"the dotted line marks moe-domains' 3,000 steps; {plots.seeds_note(shown)}.")
     return Drawn(fig, settled_headline(plots.current(shown)), caption, shown)
 
 

@@ -93,3 +93,17 @@ def test_a_redraw_draws_every_part5_figure_it_has_results_for(task_groups, tmp_p
     assert {"accuracy-vs-steps", "steps-vs-difficulty", "accuracy-vs-difficulty", "halting-over-training",
             "table"} <= drawn
     assert "part5/wall-time" in dict(drawing.skipped)  # no benchmark record here
+
+
+def speed_config(label, mean_steps, ms, same_work, against_max):
+    return {"label": label, "mean_steps": mean_steps, "ms_per_step": ms, "x_fixed_same_work": same_work,
+            "x_fixed_max": against_max}
+
+
+def test_the_wall_time_headline_says_whether_time_tracks_work():
+    act = [speed_config("act tau=0.01", 2.5, 16.0, 1.64, 0.74), speed_config("act tau=0.1", 1.2, 10.0, 1.91, 0.47)]
+    assert part5.wall_time_headline(act, 6) == ("ACT's time falls with its work, plus an overhead: ACT costs "
+                                                "1.64-1.91x the fixed depth doing the same mean steps; at 1.2 "
+                                                "steps, 0.47x fixed depth 6")
+    within = [speed_config("act tau=0.01", 2.5, 11.0, 1.10, 0.5)]
+    assert part5.wall_time_headline(within, 6).startswith("ACT's time tracks its work: ACT costs 1.10x")

@@ -1,6 +1,6 @@
 """Part 6's figures: tool tokens under a cost (03-tool-token.patch). Recipe tool-economics asks when a
 calculator call is worth its cost and whether a small model learns that decision: call labels from
-the cost rule at four costs, with and without dream rounds, against the model without tools.
+the cost rule at several costs, with and without dream rounds, against the model without tools.
 
 Everything is measured on the fixed held-out queries of each type (200 each: memorised facts,
 computed sums, names), at the final evaluation. The baselines come from the same model and the

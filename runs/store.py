@@ -89,14 +89,19 @@ def staleness(config, root=ROOT):
     spine_file = Path(root) / spine["path"]
     if not spine_file.is_file() or file_sha256(spine_file) != spine["sha256"]:
         return "the spine has changed since it ran"
-    names = ", ".join(patch["name"] for patch in config["code"]["patches"])
+    patches = config["code"]["patches"]
+    patch_files = [Path(root) / "patches" / patch["name"] for patch in patches]
+    if all(path.is_file() and file_sha256(path) == patch["sha256"] for path, patch in zip(patch_files, patches)):
+        return "a file beside the spine in upstream/ has changed since it ran (every file there is the spine's)"
+    names = ", ".join(patch["name"] for patch in patches)
     return f"the code of its patches ({names}) has changed since it ran"
 
 
 def current_digest(root, variant):
     """apply's code digest of a variant today; parsed once per process for the same files."""
     project = apply.Project(root)
-    inputs = [project.spine_file, project.series_file, *sorted(project.patches_dir.glob("*.patch"))]
+    spine_tree = sorted(path for path in project.spine_file.parent.rglob("*") if path.is_file())
+    inputs = [*spine_tree, project.series_file, *sorted(project.patches_dir.glob("*.patch"))]
     contents = hashlib.sha256(b"".join(file_sha256(path).encode() for path in inputs if path.is_file()))
     return _code_digest(root, variant, contents.hexdigest())
 

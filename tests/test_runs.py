@@ -560,6 +560,11 @@ def test_stale_means_the_code_changed_not_a_patch_header(tmp_path, capsys):
     for name in ("first", "second"):  # the edited patch's runs and its successors'
         assert "01-first.patch" in staleness(configs[name], tmp_path)
 
+    (project.spine.parent / "README.md").write_text("notes beside the spine\n")  # part of the spine's tree
+    assert "a file beside the spine in upstream/" in staleness(configs["spine"], tmp_path)
+    (project.spine.parent / "README.md").unlink()
+    assert staleness(configs["spine"], tmp_path) is None
+
     project.spine.write_text(project.spine.read_text() + "# an edit\n")
     project.ok("pin")
     assert staleness(configs["spine"], tmp_path) == "the spine has changed since it ran"
@@ -593,13 +598,14 @@ def test_every_committed_recipe_prepares_cleanly(tmp_path):
 
 def test_committed_results_are_finished_runs_of_their_recipes():
     from runs.recipe import load_recipe
-    from runs.store import RESULTS_DIR
+    from runs.store import RESULTS_DIR, staleness
 
     for recipe_dir in sorted(RESULTS_DIR.iterdir()) if RESULTS_DIR.is_dir() else []:
         names = {spec.name for spec in load_recipe(recipe_dir.name).runs()}
         for run in (path for path in recipe_dir.iterdir() if path.is_dir()):
             assert run.name in names, f"{run} is not a run of recipe {recipe_dir.name}"
             assert {"config.json", "metrics.jsonl", "summary.json", "samples.txt"} <= {p.name for p in run.iterdir()}
+            assert staleness(json.loads((run / "config.json").read_text())) is None, f"{run} is stale"
 
 
 def test_a_second_runner_on_the_same_recipe_is_refused(lab, capsys):

@@ -79,7 +79,8 @@ def test_act_gaps_compare_each_seed_with_fixed_depth_at_its_own_steps(task_group
     fixed_1, fixed_2 = held_in(0.6, 2), held_in(0.8, 2)  # the mean over seeds 1-3 is seed 2's
     at_its_steps = fixed_1 + 0.75 * (fixed_2 - fixed_1)  # ACT took 1.75 steps on addition
     assert gaps["act-tau1e-2"][0] == pytest.approx(held_in(0.9, 1) - at_its_steps)
-    assert "addition" in part5.pareto_headline(task_groups)
+    assert part5.pareto_headline(task_groups).startswith(
+        "ACT minus tied fixed depth at the same mean steps, best to worst tau: parity")
 
 
 def test_steps_rise_with_difficulty_in_the_synthetic_runs(task_groups):
@@ -107,3 +108,9 @@ def test_the_wall_time_headline_says_whether_time_tracks_work():
                                                 "steps, 0.47x fixed depth 6")
     within = [speed_config("act tau=0.01", 2.5, 11.0, 1.10, 0.5)]
     assert part5.wall_time_headline(within, 6).startswith("ACT's time tracks its work: ACT costs 1.10x")
+
+
+def test_a_gap_within_its_seeds_spread_is_a_tie_and_the_headline_shows_best_and_worst_tau():
+    assert part5.gap_verdict([0.10, 0.12, 0.11]) == "+0.11"
+    assert part5.gap_verdict([0.01, -0.02, 0.02]) == "ties"
+    assert part5.gap_verdict([-0.20, -0.22, -0.21]) == "-0.21"

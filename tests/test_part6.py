@@ -98,3 +98,16 @@ def test_a_redraw_draws_every_part6_figure(tmp_path):
     labels = part6.round_labels(json.loads((tmp_path / "tool-economics" / "dream-c0.2,seed=1" /
                                             "tool_rounds.json").read_text()))
     assert labels == ["before labels", "after labels", "after dream 1", "after dream 2", "end"]
+
+
+def test_the_share_of_the_gap_to_the_oracle_is_what_the_policy_recovers(tmp_path):
+    # own answers right on 2 of 4, the tool right on 3 of 4; the policy calls on the two it gets wrong
+    e = evaluation(called=[True, True, False, False], own=[False, False, True, True],
+                   with_tool=[True, False, True, True])
+    run = type("Run", (), {"directory": tmp_path})()
+    write_json(tmp_path / "tool_eval.json", e)
+    assert part6.oracle_share(run) == pytest.approx((0.75 - 0.5) / (0.75 - 0.5))
+    e = evaluation(called=[False, True, False, False], own=[False, False, True, True],
+                   with_tool=[True, False, True, True])
+    write_json(tmp_path / "tool_eval.json", e)
+    assert part6.oracle_share(run) == pytest.approx(0.0)  # it called only where the tool is wrong too

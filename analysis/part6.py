@@ -209,7 +209,8 @@ def calibration_split(groups):
         ax.set_xticks(x, [f"{cost(g):g}" for g in arms])
         ax.set(title=f"queries where it {where}", xlabel="cost of a call", ylim=(0, 1.05))
     axes[0].set_ylabel("exact answers")
-    axes[1].legend(fontsize=10, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=10)  # clear of every bar
     split = [calibration(r) for g in arms for r in g.runs]
     own_called = np.nanmean([s["called"]["own"] for s in split if "called" in s])
     own_not = np.nanmean([s["did not call"]["own"] for s in split if "did not call" in s])

@@ -166,7 +166,8 @@ def calls_by_type(groups):
         ax.set(xlabel="cost of a call", title="cost-rule labels" if kind == "labels" else "plus dream rounds",
                ylim=(0, 1.05))
     axes[0, 0].set_ylabel("share of queries that call")
-    axes[0, 0].legend(fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(TYPES), fontsize=10)  # clear of every bar
     arms = learned(groups, kinds[0])
     parts = [f"{kind_of_query} {statistics.fmean(mean_final(g, f'tool/calls/{kind_of_query}') for g in arms):.2f}"
              for kind_of_query in TYPES]

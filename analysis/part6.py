@@ -106,7 +106,7 @@ def accuracy_vs_calls(groups):
     always = statistics.fmean(b["always"]["acc"] for b in baselines)
     ax.plot([0, 1], [never, always], color=style.GREY, linewidth=1, linestyle=":", label="random calling")
     ax.set(xlabel="share of held-out queries that call the tool", ylabel="exact answers", xlim=(-0.02, 1.05))
-    ax.legend(fontsize=9, ncols=2, loc="lower right")
+    ax.legend(fontsize=9, ncols=2, loc="lower center")  # between the never and always markers
     caption = ("Each learned policy's exact answers against its call rate on the 600 held-out queries: one point "
                "per seed (circles: labels from the cost rule, diamonds: labels plus dream rounds), its threshold "
                "curve on the probability of opening a call (lowest seed), never / always / oracle calling (the "

@@ -277,14 +277,26 @@ def dream_rounds(groups):
         ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=10)
         ax.set(ylabel=what, ylim=(0, 1.05))
     accuracy.legend(fontsize=10, loc="lower right")
-    first, last = round_series(group.runs[0], "computed")[1], round_series(group.runs[0], "computed")[-1]
-    headline = (f"Dream rounds at cost {cost(group):g}: computed sums called {first['calls']:.2f} after the labels, "
-                f"{last['calls']:.2f} at the end; answered right {first['acc']:.2f} -> {last['acc']:.2f}")
+    single = next((g for g in learned(groups, "labels") if cost(g) == cost(group)), None)
     caption = ("The held-out policy of the dream arm at cost " + f"{cost(group):g}" + " before the labels, after "
                "them and after each dream round (the evaluation just before the next round; the last point is the "
                "end of training), per query type: the share that calls (left) and exact answers (right); mean over "
                "seeds, band from the lowest to the highest.")
-    return Drawn(fig, headline, caption, [group])
+    return Drawn(fig, dream_headline(group, single), caption, [group] + ([single] if single else []))
+
+
+def dream_headline(dream, single):
+    """The computed sums at the end of training, with dream rounds against labels from a single round
+    at the same cost: both trained as long, so the gap is what the dreams added."""
+    key = "tool/acc/computed"
+    dreamt = [final(r, key) for r in dream.runs]
+    text = f"Computed sums at cost {cost(dream):g}: {plots.mean_sd(dreamt, 2)} right with dream rounds"
+    if single is None:
+        return text
+    once = [final(r, key) for r in single.runs]
+    verdict = "a tie" if plots.tied(dreamt, once) else ("ahead" if statistics.fmean(dreamt) > statistics.fmean(once)
+                                                         else "behind")
+    return f"{text}, {plots.mean_sd(once, 2)} with labels from one round: {verdict}"
 
 
 def round_series(run, kind_of_query):

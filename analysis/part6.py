@@ -294,8 +294,10 @@ def dream_headline(dream, single):
     if single is None:
         return text
     once = [final(r, key) for r in single.runs]
-    verdict = "a tie" if plots.tied(dreamt, once) else ("ahead" if statistics.fmean(dreamt) > statistics.fmean(once)
-                                                         else "behind")
+    if plots.tied(dreamt, once):
+        verdict = "a tie"
+    else:
+        verdict = "ahead" if statistics.fmean(dreamt) > statistics.fmean(once) else "behind"
     return f"{text}, {plots.mean_sd(once, 2)} with labels from one round: {verdict}"
 
 

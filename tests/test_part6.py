@@ -106,7 +106,7 @@ def test_the_share_of_the_gap_to_the_oracle_is_what_the_policy_recovers(tmp_path
                    with_tool=[True, False, True, True])
     run = type("Run", (), {"directory": tmp_path})()
     write_json(tmp_path / "tool_eval.json", e)
-    assert part6.oracle_share(run) == pytest.approx((0.75 - 0.5) / (0.75 - 0.5))
+    assert part6.oracle_share(run) == pytest.approx(1.0)  # never 0.5, oracle 0.75, policy 0.75
     e = evaluation(called=[False, True, False, False], own=[False, False, True, True],
                    with_tool=[True, False, True, True])
     write_json(tmp_path / "tool_eval.json", e)

@@ -218,16 +218,21 @@ def best_steps(group):
 
 
 def settled_headline(groups):
-    """Each arm's best test loss (the comparison once every arm has stopped improving), ties with
-    dense called, and the step by which every arm had reached its best."""
+    """Each arm's best test loss, ties with dense called, and whether the comparison has settled:
+    the leading arm past its best (flat or rising) before the runs stop; arms still improving at the
+    end are named, since their best may be yet to come."""
     dense = of_arm(groups, "dense")
     ranked = sorted(groups, key=lambda g: statistics.fmean(best_losses(g)))
     parts = [f"{g.name} {statistics.fmean(best_losses(g)):.3f}" + (" (ties dense)" if g is not dense
              and plots.tied(best_losses(g), best_losses(dense)) else "") for g in ranked]
-    latest = max(step for g in groups for step in best_steps(g))
     last = min(run.metrics[-1]["step"] for g in groups for run in g.runs)
-    when = (f"every arm past its best by step {latest:,}" if latest < last
-            else f"not settled: a run is still at its best at step {last:,}")
+    leader, improving = ranked[0], [g.name for g in ranked if max(best_steps(g)) >= last]
+    if leader.name in improving:
+        when = f"not settled: {leader.name} still improving at step {last:,}"
+    else:
+        when = f"{leader.name} past its best by step {max(best_steps(leader)):,}"
+        if improving:
+            when += f"; {', '.join(improving)} still improving at {last:,}"
     return f"Best test loss, {when}: {', '.join(parts)}"
 
 

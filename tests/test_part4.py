@@ -384,7 +384,19 @@ def test_the_settled_comparison_uses_each_arms_best_and_says_where_it_stopped(tm
     groups = plots.group_runs(load_recipe_runs(tmp_path / part4.LONG), label=part4.arm_name)
     assert part4.best_steps(part4.of_arm(groups, "dense-wide")) == [8000] * 3
     headline = part4.settled_headline(groups)
-    assert headline.startswith("Best test loss, every arm past its best by step 10,000: dense-wide 1.877")
+    assert headline.startswith("Best test loss, dense-wide past its best by step 8,000: dense-wide 1.877")
     assert "moe-e4 1.919 (ties dense)" in headline  # 0.002 above dense, seeds 0.002 apart
     drawn = part4.settled(groups)
     assert drawn.groups and "20,000 steps" in drawn.caption  # the runs' own length
+
+
+def test_the_settled_headline_names_arms_still_improving_and_an_unsettled_leader(tmp_path):
+    write_long_runs(tmp_path, {"dense": 20000, "dense-wide": 8000, "moe-e4": 9000, "moe-e4-top2": 7000,
+                               "moe-e8": 10000})
+    groups = plots.group_runs(load_recipe_runs(tmp_path / part4.LONG), label=part4.arm_name)
+    assert part4.settled_headline(groups).startswith(
+        "Best test loss, dense-wide past its best by step 8,000; dense still improving at 20,000: ")
+    write_long_runs(tmp_path / "again", {"dense": 9000, "dense-wide": 20000, "moe-e4": 9000,
+                                         "moe-e4-top2": 7000, "moe-e8": 10000})
+    groups = plots.group_runs(load_recipe_runs(tmp_path / "again" / part4.LONG), label=part4.arm_name)
+    assert part4.settled_headline(groups).startswith("Best test loss, not settled: dense-wide still improving")

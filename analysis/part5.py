@@ -468,16 +468,17 @@ def experts_by_step(groups):
     if group is None:
         return Skip("no ACT arm with experts")
     k, e = group.flags["act-max-steps"], group.flags["n-expert"]
-    shares = np.array([[[final(r)[f"act/expert/s{n}/e{x}"] for x in range(e)] for n in range(1, k + 1)]
-                       for r in group.runs]).mean(axis=0)
-    probes = [ponder_probe(r)["experts_by_steps"] for r in group.runs if ponder_probe(r)]
+    # one seed drawn: expert numbers are arbitrary labels, so they cannot be averaged over seeds
+    run = group.runs[0]
+    shares = step_shares(run, k, e)
+    probe = ponder_probe(run)
     fig, (left, right) = style.figure(1, 2, height=4.2)
     left.imshow(shares, aspect="auto", origin="lower", cmap="Blues", vmin=0, vmax=1,
                 extent=(-0.5, e - 0.5, 0.5, k + 0.5))
     left.set(xlabel="expert", ylabel="step", title="share of each step's tokens", xticks=range(e))
     left.grid(False)
-    if probes:
-        counts = np.array(probes).sum(axis=0)  # [N-1][n-1][e]
+    if probe:
+        counts = np.array(probe["experts_by_steps"])  # [N-1][n-1][e]
         first = counts[:, 0, :]
         taken = first.sum(axis=1) > 0
         share = first[taken] / first[taken].sum(axis=1, keepdims=True)
@@ -487,13 +488,25 @@ def experts_by_step(groups):
         right.set(xlabel="expert at step 1", ylabel="steps the token took", title="by how long tokens ponder",
                   xticks=range(e))
         right.grid(False)
-    shift = 0.5 * np.abs(shares[0] - shares[1]).sum()
+    shifts = [routing_shift(step_shares(r, k, e)) for r in group.runs]
+    spread = f" ± {statistics.stdev(shifts):.0%}" if len(shifts) > 1 else ""
     headline = (f"With experts in the shared block, step 2 routes differently from step 1: "
-                f"{shift:.0%} of the tokens' routing mass moves")
-    caption = ("ACT with 4 experts in its shared block on the moe-domains mixture: the share of each step's tokens "
-               "sent to each expert (left, final evaluation, mean over seeds) and, for tokens grouped by how many "
-               "steps they took in all, their expert at step 1 (right, best model, summed over seeds).")
+                f"{statistics.fmean(shifts):.0%}{spread} of the tokens' routing mass moves")
+    caption = ("ACT with 4 experts in its shared block on the moe-domains mixture, " + run.name + ": the share of "
+               "each step's tokens sent to each expert (left, final evaluation) and, for tokens grouped by how many "
+               "steps they took in all, their expert at step 1 (right, best model). The headline's shift is the "
+               "mean over seeds, " + plots.seeds_note([group]) + ".")
     return Drawn(fig, headline, caption, [group])
+
+
+def step_shares(run, k, e):
+    """[step][expert]: the share of each step's tokens that each expert takes (final evaluation)."""
+    return np.array([[final(run)[f"act/expert/s{n}/e{x}"] for x in range(e)] for n in range(1, k + 1)])
+
+
+def routing_shift(shares):
+    """The share of the routing mass that moves between step 1 and step 2 (total variation)."""
+    return 0.5 * np.abs(shares[0] - shares[1]).sum()
 
 
 # -----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Part 5's figures: the numbers their headlines and points are computed from, and a redraw from
 synthetic run folders (tests/support.py) that draws every figure."""
 
+import numpy as np
 import pytest
 
 from analysis import part5, plots
@@ -114,3 +115,8 @@ def test_a_gap_within_its_seeds_spread_is_a_tie_and_the_headline_shows_best_and_
     assert part5.gap_verdict([0.10, 0.12, 0.11]) == "+0.11"
     assert part5.gap_verdict([0.01, -0.02, 0.02]) == "ties"
     assert part5.gap_verdict([-0.20, -0.22, -0.21]) == "-0.21"
+
+
+def test_the_routing_shift_is_the_share_of_routing_mass_that_moves_between_steps():
+    assert part5.routing_shift(np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx(0.5)
+    assert part5.routing_shift(np.array([[0.25] * 4, [0.25] * 4])) == pytest.approx(0.0)

@@ -1224,9 +1224,12 @@ class Project:
         and the diffs of patches 1..k (headers excluded), as each variant's stamp records it.
         "spine" names the spine alone. A result is stale when its recorded digest differs."""
         self.verify_pin()
+        return inputs_digest(self.spine(), [self.read_patch(entry) for entry in self.series_up_to(name)])
+
+    def series_up_to(self, name: str) -> list[str]:
+        """The patch files variant NAME is made of, in series order ("spine": none)."""
         entries = self.entries()
-        upto = [] if name == "spine" else entries[: self.position(entries, name) + 1]
-        return inputs_digest(self.spine(), [self.read_patch(entry) for entry in upto])
+        return [] if name == "spine" else entries[: self.position(entries, name) + 1]
 
     def ensure_variant(self, name: str) -> Path:
         """For runners: the folder of variants/NAME, regenerated first if stale or missing.

@@ -90,6 +90,8 @@ def staleness(config, root=ROOT):
     if not spine_file.is_file() or file_sha256(spine_file) != spine["sha256"]:
         return "the spine has changed since it ran"
     patches = config["code"]["patches"]
+    if [patch["name"] for patch in patches] != apply.Project(Path(root).resolve()).series_up_to(config["variant"]):
+        return "the patch series up to its variant has changed since it ran"
     patch_files = [Path(root) / "patches" / patch["name"] for patch in patches]
     if all(path.is_file() and file_sha256(path) == patch["sha256"] for path, patch in zip(patch_files, patches)):
         return "a file beside the spine in upstream/ has changed since it ran (every file there is the spine's)"

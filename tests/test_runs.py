@@ -555,6 +555,14 @@ def test_stale_means_the_code_changed_not_a_patch_header(tmp_path, capsys):
     first.write_text(first.read_text().replace("Description: first:", "Description: first, reworded:"))
     assert all(staleness(config, tmp_path) is None for config in configs.values())
 
+    series = project.root / "patches" / "series"
+    listed = series.read_text()
+    series.write_text(listed.replace("01-first.patch\n", "").replace("02-second.patch\n",
+                                                                      "02-second.patch\n01-first.patch\n"))
+    assert staleness(configs["second"], tmp_path) == "the patch series up to its variant has changed since it ran"
+    series.write_text(listed)
+    assert all(staleness(config, tmp_path) is None for config in configs.values())
+
     first.write_text(first.read_text().replace("+        self.depth = 2", "+        self.depth = 3"))
     assert staleness(configs["spine"], tmp_path) is None
     for name in ("first", "second"):  # the edited patch's runs and its successors'

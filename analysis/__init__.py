@@ -24,6 +24,10 @@ figure was not drawn, and lists everything in the index (analysis/figures/README
 
 and in analysis/__main__.py: PARTS = [part3.part, part4.part, part5.part].
 
+A part may also declare the headline numbers its notes cite (analysis/part7.py): `@part.numbers(RECIPE)`
+on a function of the groups that returns lines of text; the redraw prints them after the part's
+figures, `python -m analysis numbers` prints only them (nothing drawn).
+
 A figure function:
 - is named after its file: def halting_steps -> <part>/halting-steps.png; figures are drawn (and
   indexed) in the order they are declared;

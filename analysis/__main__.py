@@ -2,6 +2,7 @@
 
     python -m analysis [--results DIR] [--benchmarks DIR] [--figures DIR]   every figure, and the index
     python -m analysis diffs [--figures DIR]             only the patch figures (the index is left as is)
+    python -m analysis numbers [--results DIR]           only the parts' headline numbers, printed
     python -m analysis compare RUN_OR_RECIPE_DIR... [-o OUT_STEM]   an ad-hoc comparison of any runs
 
 A redraw is all or nothing (analysis/staging.py). When the patch series does not apply, the patch
@@ -14,14 +15,15 @@ import sys
 from pathlib import Path
 
 import apply
-from analysis import part3, part4, part5, part6, plots, staging
+from analysis import part3, part4, part5, part6, part7, plots, staging
 from analysis.index import write_index
 from analysis.parts import Sources, shown
 from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
 BENCHMARKS_DIR = ROOT / "benchmarks" / "results"
-PARTS = [part3.part, part4.part, part5.part, part6.part]  # every post's figures, in the index's order: a new post adds its Part here
+# every post's figures, in the index's order: a new post adds its Part here
+PARTS = [part3.part, part4.part, part5.part, part6.part, part7.part]
 
 
 def redraw(sources, figures_dir, root=ROOT):
@@ -33,6 +35,7 @@ def redraw(sources, figures_dir, root=ROOT):
             for recipe in drawing.missing:
                 print(f"{part.name}: no finished results of {recipe} in {shown(sources.results)}: "
                       f"run `python -m runs {recipe}`")
+            print_numbers(part, drawing.numbers)
             figures += drawing.figures
             missing += drawing.missing
             skipped += drawing.skipped
@@ -67,6 +70,18 @@ def redraw_patches(figures_dir, root=ROOT):
     return 0
 
 
+def print_numbers(part, lines):
+    for line in lines:
+        print(f"{part.name}: {line}")
+
+
+def numbers(sources):
+    """Only the parts' headline numbers (nothing drawn); returns the exit code."""
+    for part in PARTS:
+        print_numbers(part, part.numbers_of(sources))
+    return 0
+
+
 def draw_patches(figures_dir, root):
     """The patch figures -> (their index entries, None), or ([], why not) when the series does not
     apply, said on one line."""
@@ -98,6 +113,7 @@ def parse_args(argv):
     commands = parser.add_subparsers(dest="command")
     diffs = commands.add_parser("diffs", help="only the patch figures")
     diffs.add_argument("--figures", type=Path, default=argparse.SUPPRESS, help="figures folder")
+    commands.add_parser("numbers", help="only the parts' headline numbers, printed (nothing is drawn)")
     compare = commands.add_parser("compare", help="test-loss curves of any runs, grouped by configuration")
     compare.add_argument("paths", nargs="+", metavar="RUN_OR_RECIPE_DIR")
     compare.add_argument("-o", "--out", type=Path, default=Path("out/compare"),
@@ -118,6 +134,8 @@ def main(argv=None):
         return 0
     if args.command == "diffs":
         return redraw_patches(args.figures)
+    if args.command == "numbers":
+        return numbers(Sources(args.results, args.benchmarks))
     return redraw(Sources(args.results, args.benchmarks), args.figures)
 
 

@@ -45,6 +45,7 @@ class Drawing:
     figures: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    numbers: list = field(default_factory=list)  # the part's headline numbers, one line each (Part.numbers)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Part:
         self.name = name
         self.label = label  # label(config) -> a group's name; None: by what sets the groups apart
         self.declared = []
+        self.counted = None  # the Declared numbers function, if the part has one
 
     def figure(self, *recipes, record=None):
         """Declare a figure function: it is called with the groups of each recipe named (each a list
@@ -78,8 +80,25 @@ class Part:
             return function
         return declare
 
+    def numbers(self, *recipes):
+        """Declare the part's numbers function: called like a figure function with the groups of
+        each recipe named, it returns the headline numbers its notes cite, as lines of text. The
+        redraw prints them after the figures; `python -m analysis numbers` prints only them. It is
+        not called while a recipe named has no finished runs. The function is returned as it is."""
+        def declare(function):
+            self.counted = Declared(function, recipes, None)
+            return function
+        return declare
+
+    def numbers_of(self, sources, loaded=None):
+        """The lines of the part's numbers function ([] without one, or without finished runs)."""
+        loaded = {} if loaded is None else loaded
+        if self.counted is None or not all(self.groups_of(r, sources, loaded) for r in self.counted.recipes):
+            return []
+        return list(self.counted.function(*[loaded[recipe] for recipe in self.counted.recipes]))
+
     def draw(self, sources, figures_dir):
-        """Every figure of the part into figures_dir/<name>/ -> Drawing."""
+        """Every figure of the part into figures_dir/<name>/, and its numbers -> Drawing."""
         drawing, loaded = Drawing(), {}
         for declared in self.declared:
             missing = [recipe for recipe in declared.recipes if not self.groups_of(recipe, sources, loaded)]
@@ -87,6 +106,7 @@ class Part:
             if not missing:  # a recipe without runs is said once, by the caller, for all its figures
                 self.draw_one(declared, [loaded[recipe] for recipe in declared.recipes], sources, figures_dir,
                               drawing)
+        drawing.numbers = self.numbers_of(sources, loaded)
         return drawing
 
     def draw_one(self, declared, arguments, sources, figures_dir, drawing):

@@ -1,6 +1,7 @@
 """Train: recipes, datasets, the runner and its results."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root: upstream/, patches/, runs/, ...
@@ -11,5 +12,9 @@ def load_module(path):
     call themselves makemore."""
     spec = importlib.util.spec_from_file_location(f"variant_{abs(hash(str(path)))}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(Path(path).parent))  # its own modules beside it, as when it runs as a script
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(Path(path).parent))
     return module

@@ -78,6 +78,20 @@ tool_use(seed, memorised=240, repeats=16, computed=3000, names=4000, test=200, m
     b) with operands of min_digits to max_digits digits, so the operands' lengths say nothing about
     the type. Results and answers are computed with Python's integers.
 
+list_tasks(seed)
+    Part 7's list-processing tasks for program synthesis, in DreamCoder's JSON task format, one task
+    per line: {"name": "add-3", "type": {"input": "list-of-int", "output": "list-of-int"},
+    "examples": [{"i": [1, 2], "o": [4, 5]}, ...], "test": [...]}. The 10 examples are what the
+    synthesiser sees (lists of 0 to 5 items of 0..9, or an int 0..9; distinct inputs, not all with
+    the same output); the 5 test pairs measure generalisation (7 to 10 items of 0..20, or an int
+    10..20). Types are int, bool, list-of-int and list-of-bool; every value stays within what Part 7's
+    language may hold (|int| <= 10**6, at most 64 items). Domain "lists": 98 training tasks, one per
+    parameter of each family in LIST_FAMILIES (add-k, keep-evens, sum, reverse, ...) and some
+    compositions ("keep-evens/sum"); "lists.test": 50 held-out tasks, the same families with unseen
+    parameters and unseen compositions of seen tasks. The seed draws the examples only, the tasks
+    are fixed. Each family carries a reference program in Part 7's language, with which the tests
+    check every output.
+
 Domains always come in name order, and every item is checked: non-empty, no line break, no
 surrounding whitespace (the trainer strips it), at least 10 per domain (the trainer holds out 10%).
 
@@ -102,6 +116,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import apply
 from runs import ROOT
@@ -423,10 +438,247 @@ def tool_use(seed, memorised: int = 240, repeats: int = 16, computed: int = 3000
                "names.test": [name_item(name) for name in people[names:]]}
     return {domain: items for domain, items in domains.items() if items}
 
+# --- list-processing tasks for program synthesis (Part 7) ---
+
+# What a value of Part 7's program language may hold (its evaluator refuses anything larger), so
+# that every output is one a program could give.
+LIST_MAX_INT, LIST_MAX_LEN = 10**6, 64
+LIST_EXAMPLES, LIST_TESTS = 10, 5
+
+
+class ListFamily(NamedTuple):
+    input: str  # "int", "bool", "list-of-int" or "list-of-bool", as DreamCoder writes types
+    output: str
+    compute: Callable  # compute(k, x): the output; IndexError or ValueError where there is none
+    # The reference program (Stitch notation; its constants are only 0, 1 and 2): {k} stands for the
+    # parameter, {x} for the input, never inside a lam, where the input would be another variable.
+    # A function of k where the program's shape depends on k.
+    program: str | Callable
+    train: tuple = (None,)  # the parameters of its training tasks; (None,): one task, no parameter
+    held_out: tuple = ()  # the parameters only held-out tasks use
+
+
+def drop(k, xs):
+    if len(xs) < k:  # as k cdrs, which fail on an empty list
+        raise IndexError(f"drop {k} of {len(xs)}")
+    return xs[k:]
+
+
+def right_product(xs):
+    """The product as the language's right fold computes it: a partial product out of bounds is
+    an error there, even when a 0 further left would bring it back."""
+    product = 1
+    for x in reversed(xs):
+        product *= x
+        if abs(product) > LIST_MAX_INT:
+            raise ValueError("a partial product out of bounds")
+    return product
+
+
+def is_even(x):
+    return x % 2 == 0
+
+
+INTS, BOOLS = "list-of-int", "list-of-bool"
+EVEN = "(eq? (mod $0 2) 0)"
+REVERSE = "(fold-list (lam (lam (fold-list (lam (lam (cons $1 $0))) (cons $1 empty) $0))) empty {x})"
+# The families of DreamCoder's list domain that the language can type, with the parameters of
+# their training and held-out tasks; a family named "...-k" gives one task per parameter ("add-3").
+LIST_FAMILIES = {
+    "add-k": ListFamily(INTS, INTS, lambda k, xs: [x + k for x in xs], "(map (lam (+ $0 {k})) {x})",
+                        (1, 2, 3, 5), (4, 7)),
+    "subtract-k": ListFamily(INTS, INTS, lambda k, xs: [x - k for x in xs], "(map (lam (- $0 {k})) {x})",
+                             (1, 2, 4), (3,)),
+    "multiply-k": ListFamily(INTS, INTS, lambda k, xs: [x * k for x in xs], "(map (lam (* $0 {k})) {x})",
+                             (2, 3, 5), (4,)),
+    "mod-k": ListFamily(INTS, INTS, lambda k, xs: [x % k for x in xs], "(map (lam (mod $0 {k})) {x})",
+                        (2, 3), (4,)),
+    "keep-evens": ListFamily(INTS, INTS, lambda k, xs: [x for x in xs if is_even(x)], f"(filter (lam {EVEN}) {{x}})"),
+    "keep-odds": ListFamily(INTS, INTS, lambda k, xs: [x for x in xs if not is_even(x)],
+                            f"(filter (lam (not {EVEN})) {{x}})"),
+    "keep-greater-than-k": ListFamily(INTS, INTS, lambda k, xs: [x for x in xs if x > k],
+                                      "(filter (lam (gt? $0 {k})) {x})", (2, 4, 6), (3, 5)),
+    "keep-less-than-k": ListFamily(INTS, INTS, lambda k, xs: [x for x in xs if x < k],
+                                   "(filter (lam (gt? {k} $0)) {x})", (3, 7), (5,)),
+    "remove-k": ListFamily(INTS, INTS, lambda k, xs: [x for x in xs if x != k],
+                           "(filter (lam (not (eq? $0 {k}))) {x})", (0, 2, 5), (3,)),
+    "drop-k": ListFamily(INTS, INTS, drop, lambda k: "(cdr " * k + "{x}" + ")" * k, (1, 2), (3,)),
+    "head": ListFamily(INTS, "int", lambda k, xs: xs[0], "(car {x})"),
+    "last": ListFamily(INTS, "int", lambda k, xs: xs[-1], "(index (- (length {x}) 1) {x})"),
+    "index-k": ListFamily(INTS, "int", lambda k, xs: xs[k], "(index {k} {x})", (1, 2), (3,)),
+    "length": ListFamily(INTS, "int", lambda k, xs: len(xs), "(length {x})"),
+    "sum": ListFamily(INTS, "int", lambda k, xs: sum(xs), "(fold (lam (lam (+ $1 $0))) 0 {x})"),
+    "product": ListFamily(INTS, "int", lambda k, xs: right_product(xs), "(fold (lam (lam (* $1 $0))) 1 {x})"),
+    "max": ListFamily(INTS, "int", lambda k, xs: max(xs), "(fold (lam (lam (if (gt? $1 $0) $1 $0))) (car {x}) {x})"),
+    "min": ListFamily(INTS, "int", lambda k, xs: min(xs), "(fold (lam (lam (if (gt? $1 $0) $0 $1))) (car {x}) {x})"),
+    "count-k": ListFamily(INTS, "int", lambda k, xs: xs.count(k), "(length (filter (lam (eq? $0 {k})) {x}))",
+                          (1, 3, 8), (5,)),
+    "count-evens": ListFamily(INTS, "int", lambda k, xs: sum(map(is_even, xs)),
+                              f"(length (filter (lam {EVEN}) {{x}}))"),
+    "reverse": ListFamily(INTS, INTS, lambda k, xs: xs[::-1], REVERSE),
+    "append-k": ListFamily(INTS, INTS, lambda k, xs: xs + [k],
+                           "(fold-list (lam (lam (cons $1 $0))) (cons {k} empty) {x})",
+                           (0, 3, 6), (1,)),
+    "prepend-k": ListFamily(INTS, INTS, lambda k, xs: [k] + xs, "(cons {k} {x})", (1, 4, 8), (2,)),
+    "contains-k": ListFamily(INTS, "bool", lambda k, xs: k in xs, "(not (empty? (filter (lam (eq? $0 {k})) {x})))",
+                             (0, 4, 7), (2,)),
+    "is-empty": ListFamily(INTS, "bool", lambda k, xs: not xs, "(empty? {x})"),
+    "all-even": ListFamily(INTS, "bool", lambda k, xs: all(map(is_even, xs)),
+                           f"(empty? (filter (lam (not {EVEN})) {{x}}))"),
+    "is-even-each": ListFamily(INTS, BOOLS, lambda k, xs: [is_even(x) for x in xs], f"(map-bool (lam {EVEN}) {{x}})"),
+    "count-true": ListFamily(BOOLS, "int", lambda k, bs: sum(map(int, bs)),
+                             "(fold (lam (lam (+ $1 $0))) 0 (bits {x}))"),
+    "range": ListFamily("int", INTS, lambda k, n: list(range(n)), "(range {x})"),
+    "int-add-k": ListFamily("int", "int", lambda k, n: n + k, "(+ {x} {k})", (1, 3), (2,)),
+    "int-multiply-k": ListFamily("int", "int", lambda k, n: n * k, "(* {x} {k})", (2, 3), (4,)),
+    "int-square": ListFamily("int", "int", lambda k, n: n * n, "(* {x} {x})"),
+}
+# Two tasks run one after the other ("keep-evens/sum": the sum of the evens). Each step of a
+# held-out composition is a training task and also a step of some training composition, so
+# abstractions learned in training can solve it; none computes the same function as another task
+# (tests/test_list_tasks.py checks), e.g. no "reverse/sum" (that is sum).
+LIST_COMPOSITIONS = """
+    add-1/sum add-1/max add-1/head add-1/reverse add-1/keep-evens add-1/is-even-each subtract-1/keep-evens
+    multiply-3/sum multiply-3/min multiply-3/last multiply-3/keep-evens multiply-2/add-1
+    keep-evens/sum keep-evens/max keep-evens/head keep-evens/reverse keep-evens/is-empty keep-evens/add-2
+    keep-odds/sum keep-odds/min keep-odds/last keep-odds/drop-1 keep-odds/length
+    keep-greater-than-4/sum keep-greater-than-4/length keep-greater-than-4/head keep-greater-than-4/add-2
+    keep-greater-than-4/count-evens
+    drop-1/sum drop-1/length drop-1/max drop-1/keep-evens drop-1/reverse
+    reverse/drop-1 reverse/add-2 range/sum range/reverse remove-0/length keep-less-than-7/sum
+    subtract-1/reverse mod-3/sum
+""".split()
+LIST_HELD_OUT_COMPOSITIONS = """
+    add-1/min add-1/last add-1/drop-1
+    multiply-3/max multiply-3/head multiply-3/reverse multiply-3/add-2
+    keep-evens/min keep-evens/last keep-evens/drop-1
+    keep-odds/max keep-odds/head keep-odds/reverse keep-odds/add-2
+    keep-greater-than-4/min keep-greater-than-4/last keep-greater-than-4/keep-evens keep-greater-than-4/is-empty
+    drop-1/min drop-1/add-2 drop-1/count-evens drop-1/is-even-each
+    range/keep-evens range/add-2 keep-less-than-7/max remove-0/min mod-3/reverse subtract-1/sum
+    reverse/keep-greater-than-4 multiply-2/sum subtract-1/max mod-3/max
+    keep-less-than-7/reverse
+""".split()
+
+
+def list_task_names():
+    """(training names, held-out names): each family's tasks, then the compositions."""
+    train, held_out = [], []
+    for family, spec in LIST_FAMILIES.items():
+        train += [task_name(family, k) for k in spec.train]
+        held_out += [task_name(family, k) for k in spec.held_out]
+    return train + LIST_COMPOSITIONS, held_out + LIST_HELD_OUT_COMPOSITIONS
+
+
+def task_name(family, k):
+    return family if k is None else f"{family[:-1]}{k}"
+
+
+def list_task_steps(name):
+    """The (family, parameter) of each step of a task: "keep-evens/add-2" -> keep-evens, then add-k with 2."""
+    steps = []
+    for step in name.split("/"):
+        stem, _, number = step.rpartition("-")
+        if step in LIST_FAMILIES:
+            steps.append((LIST_FAMILIES[step], None))
+        elif number.isdigit() and f"{stem}-k" in LIST_FAMILIES:
+            steps.append((LIST_FAMILIES[f"{stem}-k"], int(number)))
+        else:
+            raise DatasetError(f"list_tasks: no family gives the task {step!r}")
+    for (first, _), (then, _) in zip(steps, steps[1:]):
+        if first.output != then.input:
+            raise DatasetError(f"list_tasks: in {name!r}, a step giving {first.output} feeds one taking {then.input}")
+    return steps
+
+
+def list_task_type(name):
+    steps = list_task_steps(name)
+    return {"input": steps[0][0].input, "output": steps[-1][0].output}
+
+
+def in_list_bounds(value):
+    if isinstance(value, list):
+        return len(value) <= LIST_MAX_LEN and all(map(in_list_bounds, value))
+    return isinstance(value, bool) or abs(value) <= LIST_MAX_INT
+
+
+def list_task_output(name, x):
+    """The task's output for the input x, or None where it has none (the head of an empty list)."""
+    for family, k in list_task_steps(name):
+        try:
+            x = family.compute(k, x)
+        except (IndexError, ValueError):
+            return None
+        if not in_list_bounds(x):
+            return None
+    return x
+
+
+def numeral(k):
+    """k written with the language's constants 0, 1 and 2: 5 is (+ 2 (+ 2 1))."""
+    return str(k) if k <= 2 else f"(+ 2 {numeral(k - 2)})"
+
+
+def list_task_program(name):
+    """The task's reference program: the first step's program, then each next one's around it (the
+    input $0 sits outside every lam, so a program can stand in for it unchanged)."""
+    text = "$0"
+    for family, k in list_task_steps(name):
+        template = family.program(k) if callable(family.program) else family.program
+        text = template.format(k=None if k is None else numeral(k), x=text)
+    return text
+
+
+def draw_list_input(rng, type_, held_out):
+    """Examples: short lists (0 to 5 items, mostly 1 to 5) of 0..9, or an int 0..9. Held-out tests
+    ask the program to generalise: 7 to 10 items of 0..20, or an int 10..20."""
+    if type_ == "int":
+        return rng.randint(10, 20) if held_out else rng.randint(0, 9)
+    length = rng.randint(7, 10) if held_out else (0 if rng.random() < 0.1 else rng.randint(1, 5))
+    if type_ == BOOLS:
+        return [rng.random() < 0.5 for _ in range(length)]
+    return [rng.randint(0, 20 if held_out else 9) for _ in range(length)]
+
+
+def draw_list_pairs(rng, name, count, held_out):
+    """`count` (input, output) pairs with distinct inputs, each input one the task has an output for."""
+    type_, pairs, seen = list_task_type(name)["input"], [], set()
+    for _ in range(100 * count):  # plenty: the pickiest task (index-3) takes about 1 draw in 3
+        x = draw_list_input(rng, type_, held_out)
+        y = list_task_output(name, x)
+        if y is not None and repr(x) not in seen:
+            seen.add(repr(x))
+            pairs.append({"i": x, "o": y})
+            if len(pairs) == count:
+                return pairs
+    raise DatasetError(f"list_tasks: {name!r} has too few inputs with an output")
+
+
+def list_task_item(seed, name):
+    # A generator of its own per task, so that adding a task moves no other task's examples.
+    rng = random.Random(f"{seed}/{name}")
+    for _ in range(100):
+        examples = draw_list_pairs(rng, name, LIST_EXAMPLES, held_out=False)
+        # Examples whose outputs are all the same would be solved by a constant.
+        if len({repr(pair["o"]) for pair in examples}) > 1:
+            break
+    else:
+        raise DatasetError(f"list_tasks: {name!r} gives the same output for every example")
+    task = {"name": name, "type": list_task_type(name), "examples": examples,
+            "test": draw_list_pairs(rng, name, LIST_TESTS, held_out=True)}
+    return json.dumps(task, separators=(",", ":"))
+
+
+def list_tasks(seed):
+    train, held_out = list_task_names()
+    return {"lists": [list_task_item(seed, name) for name in train],
+            "lists.test": [list_task_item(seed, name) for name in held_out]}
+
+
 BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture,
-            "algorithmic": algorithmic, "tool_use": tool_use}
+            "algorithmic": algorithmic, "tool_use": tool_use, "list_tasks": list_tasks}
 # Part of every cache key: bump a builder's number when an edit changes the items it builds.
-VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1, "tool_use": 1}
+VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1, "tool_use": 1, "list_tasks": 1}
 
 
 # --- checking the request and the result ---

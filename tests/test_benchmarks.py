@@ -37,3 +37,23 @@ def test_spine_speed_times_every_loop(names_file):
     stdout, _ = run_benchmark("spine_speed.py", "--input-file", str(names_file), "--num-workers", "1", *FEW_STEPS)
     for loop in ("dataloader", "in-memory", "cut", "spine"):
         assert re.search(rf"^ *{loop}: +\d+\.\d steps/s .* the dataloader loop$", stdout, re.M), stdout
+
+
+def test_synthesis_speed_counts_nodes_with_and_without_a_guide(tmp_path):
+    runs = tmp_path / "neuro-symbolic-cycles"
+    run = runs / "remedy,seed=1"  # a finished run's records, without its model: (a) is skipped
+    run.mkdir(parents=True)
+    (run / "config.json").write_text('{"arm": "remedy", "seed": 1, "threads": 1}')
+    (run / "summary.json").write_text('{"wall_s": 420.0}')
+    (run / "synth.json").write_text('{"wakes": [{"cpu_s": {"wake": 30.0, "answers": 0.0, "sleep": 2.0}},'
+                                    ' {"cpu_s": {"wake": 20.0, "answers": 1.0, "sleep": 2.0}}]}')
+    stdout, _ = run_benchmark("synthesis_speed.py", "--nodes", "300", "--max-cost", "8", "--runs", str(runs))
+    assert re.search(r"^enumeration: \d+ programs .*: \d+ programs/s$", stdout, re.M), stdout
+    assert re.search(r"^search: \d+ nodes .*: \d+ nodes/s$", stdout, re.M), stdout
+    assert re.search(r"^\(a\) trained guide: skipped: no finished run", stdout, re.M), stdout
+    oracle = re.escape("(b) oracle unigram guide (upper bound)")
+    assert re.search(rf"^{oracle}: solved within 300 nodes: \d+/50 unguided, \d+/50 guided", stdout, re.M), stdout
+    assert re.search(rf"^{oracle}: unguided/guided nodes .*= \d+\.\d\dx, median per task \d+\.\d\dx$", stdout, re.M)
+    assert re.search(rf"^{oracle}: target: the guide cuts nodes 10x or more: (meets|does NOT meet) it", stdout, re.M)
+    assert re.search(r"^remedy,seed=1: 2 wake\(s\): synthesiser CPU 0\.92 min .*: target <= 10 CPU-min per seed: "
+                     r"meets the target", stdout, re.M), stdout

@@ -21,17 +21,27 @@ own <style>, every class prefixed "pd-", no scripts, no external assets), as an 
 matplotlib (SVG and PNG, byte-identical across runs; long lines wrap, marked "↪", never clipped),
 and as Markdown (a fenced block and its caption) to paste into a post.
 
-    python -m analysis.diffs                        the series, into analysis/figures/patches/
+Drawing the series again renders only what changed. Each figure has a key (page_key): a hash of
+exactly what its files are made from (its HTML and Markdown text, the image's grid and every row
+drawn on it) and of the code that draws it (this file, analysis/style.py, the matplotlib and
+Pygments versions). figures/patches/manifest.json records each figure's key and a hash of its
+files; a figure whose key and files are unchanged is copied from the last drawing, not rendered.
+
+    python -m analysis.diffs [--redraw-all]         the series, into analysis/figures/patches/
     python -m analysis.diffs PATCH ... [-o DIR]     given patch files, into DIR/patches/
 """
 
 import argparse
 import difflib
 import functools
+import hashlib
 import html
+import json
+import os
 import re
 import shutil
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass, replace
 from itertools import accumulate, groupby
@@ -39,6 +49,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.style
+import pygments
 from matplotlib.figure import Figure as Canvas  # "Figure" is the index entry here
 from matplotlib.patches import Rectangle
 from pygments.formatters import HtmlFormatter
@@ -753,15 +764,20 @@ class Grid:
 
 def draw(page: Page) -> Canvas:
     """The page on a grid as wide as its longest line (wrapped at MAX_CODE), at least MIN_WIDTH."""
-    rows = page.block.rows if page.block else ()
-    gutter = max([len(number(line)) for row in rows for line in (row.old, row.new)] + [3])
-    longest = [len(row.text) for row in rows] + [len(line) for line in overview_lines(page.contents)]
-    columns = max(MIN_WIDTH, 2 * gutter + 4 + min(max(longest + [0]), MAX_CODE))
-    lines = image_lines(page, columns, gutter)
+    columns, gutter, lines = image_layout(page)
     grid = Grid(columns, len(lines))
     for row, (draw_line, item) in enumerate(lines):
         draw_line(grid, row, item, columns, gutter)
     return grid.canvas
+
+
+def image_layout(page: Page) -> tuple[int, int, list[tuple]]:
+    """(columns, gutter width, the text rows): all that the image is drawn from."""
+    rows = page.block.rows if page.block else ()
+    gutter = max([len(number(line)) for row in rows for line in (row.old, row.new)] + [3])
+    longest = [len(row.text) for row in rows] + [len(line) for line in overview_lines(page.contents)]
+    columns = max(MIN_WIDTH, 2 * gutter + 4 + min(max(longest + [0]), MAX_CODE))
+    return columns, gutter, image_lines(page, columns, gutter)
 
 
 def image_lines(page: Page, columns: int, gutter: int) -> list[tuple]:
@@ -976,6 +992,17 @@ def to_markdown(page: Page) -> str:
 # ---------------------------------------------------------------------------- files
 
 
+FORMATS = ("html", "md", "svg", "png")  # the files of a figure, <stem>.<format>
+MANIFEST = "manifest.json"  # in figures/patches/: each figure's key and a hash of its files
+
+
+def render_page(page: Page, out_dir: Path, stem: str) -> None:
+    """Write <stem>.{html,md,svg,png} of the page into out_dir."""
+    (out_dir / f"{stem}.html").write_text(to_html(page), encoding="utf-8", newline="\n")
+    (out_dir / f"{stem}.md").write_text(to_markdown(page), encoding="utf-8", newline="\n")
+    draw_image(page, out_dir / f"{stem}.svg", out_dir / f"{stem}.png")
+
+
 def render_patch(patch: apply.Patch, out_dir: Path, source_name: str,
                  base: dict[str, bytes] | None = None) -> list[Figure]:
     """Write patch.{html,svg,png,md} (the overview) and a hunk-<k>[-<j>].{html,svg,png,md} per
@@ -987,33 +1014,139 @@ def render_patch(patch: apply.Patch, out_dir: Path, source_name: str,
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = []
     for stem, page in pages(patch, Path(source_name).name, base):
-        (out_dir / f"{stem}.html").write_text(to_html(page), encoding="utf-8", newline="\n")
-        (out_dir / f"{stem}.md").write_text(to_markdown(page), encoding="utf-8", newline="\n")
-        draw_image(page, out_dir / f"{stem}.svg", out_dir / f"{stem}.png")
+        render_page(page, out_dir, stem)
         figures.append(Figure(out_dir / f"{stem}.html", page.caption, source=source_name))
     return figures
 
 
-def draw_patches(root: Path, figures_dir: Path) -> list[Figure]:
-    """Render every patch of root's series into figures_dir/patches/<patch stem>/.
+@functools.cache
+def code_version() -> str:
+    """A hash of what draws a page besides the page itself: this file, analysis/style.py, and the
+    versions of matplotlib and Pygments. Part of every figure's key, so that a change to how
+    patches are drawn draws them all again."""
+    digest = hashlib.sha256()
+    for path in (Path(__file__), Path(__file__).with_name("style.py")):
+        digest.update(path.read_bytes() + b"\0")
+    digest.update(f"matplotlib {matplotlib.__version__}, pygments {pygments.__version__}".encode())
+    return digest.hexdigest()
+
+
+def page_key(page: Page) -> str:
+    """A hash of exactly what a page's files are made from: its HTML and Markdown text, the
+    image's grid and every row drawn on it, and code_version(). The same key, the same bytes; and
+    nothing else in the page (where its lines sit in the .patch file, say) changes the key."""
+    columns, gutter, lines = image_layout(page)
+    image = repr((columns, gutter, [(draw_line.__name__, item) for draw_line, item in lines]))
+    digest = hashlib.sha256(code_version().encode())
+    for text in (to_html(page), to_markdown(page), image):
+        digest.update(b"\0" + text.encode())
+    return digest.hexdigest()
+
+
+def files_hash(folder: Path, name: str) -> str | None:
+    """A hash of the files of figure name (<patch stem>/<stem>) in folder; None if one is missing."""
+    digest = hashlib.sha256()
+    for kind in FORMATS:
+        try:
+            digest.update((folder / f"{name}.{kind}").read_bytes() + b"\0")
+        except OSError:
+            return None
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, dict[str, str]]:
+    """folder/manifest.json's figures, {name: {"key", "files"}}; {} if there is none (or it is
+    unreadable: then every figure is drawn)."""
+    try:
+        figures = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["figures"]
+        return {name: {"key": str(item["key"]), "files": str(item["files"])}
+                for name, item in figures.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+@dataclass
+class Drawing:
+    """What draw_series did: the figures (paths relative to the figures folder), and the names
+    (<patch stem>/<stem>) of those it rendered and of those it kept from the last drawing."""
+
+    figures: list[Figure]
+    drawn: list[str]
+    kept: list[str]
+
+
+def draw_patches(root: Path, figures_dir: Path, last: Path | None = None,
+                 redraw_all: bool = False) -> list[Figure]:
+    """draw_series's figures."""
+    return draw_series(root, figures_dir, last, redraw_all).figures
+
+
+def draw_series(root: Path, figures_dir: Path, last: Path | None = None,
+                redraw_all: bool = False) -> Drawing:
+    """Render every patch of root's series into figures_dir/patches/<patch stem>/, with
+    figures_dir/patches/manifest.json.
 
     That folder is the renderer's own: it is emptied first, so patches that left the series and
     hunks that left a patch leave no figures behind. The series is applied before anything is
     removed, so a broken series leaves the old figures in place. Paths are relative to
     figures_dir.
+
+    last is the figures folder of the last drawing (default: figures_dir itself): a figure whose
+    key (page_key) is the one its manifest records, and whose files there are the ones it
+    records, is copied from there instead of rendered; redraw_all renders every figure.
     """
     project = apply.Project(root)
     entries = project.entries()
     variants = project.build() if entries else []
     bases = [project.spine()] + [variant.tree for variant in variants[:-1]]
     folder = figures_dir / "patches"
-    if folder.exists():
-        shutil.rmtree(folder)
-    figures = []
-    for entry, base in zip(entries, bases):
-        source = project.show(project.patches_dir / entry)
-        figures += render_patch(project.read_patch(entry), folder / Path(entry).stem, source, base)
-    return [replace(figure, path=figure.path.relative_to(figures_dir)) for figure in figures]
+    aside = None
+    if last is None or Path(last).resolve() == Path(figures_dir).resolve():
+        # drawn in place: the last drawing is moved aside first, and removed at the end
+        last_folder = None
+        if folder.exists():
+            aside = Path(tempfile.mkdtemp(dir=figures_dir, prefix=".patches-last-"))
+            last_folder = aside / "patches"
+            os.replace(folder, last_folder)
+    else:
+        last_folder = Path(last) / "patches"
+    try:
+        recorded = {} if redraw_all or last_folder is None else read_manifest(last_folder)
+        kept_by_key = {item["key"]: (name, item["files"]) for name, item in reversed(recorded.items())}
+        drawing, manifest = Drawing([], [], []), {}
+        for entry, base in zip(entries, bases):
+            source = project.show(project.patches_dir / entry)
+            out_dir = folder / Path(entry).stem
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for stem, page in pages(project.read_patch(entry), Path(source).name, base):
+                name = f"{Path(entry).stem}/{stem}"
+                key = page_key(page)
+                was, files = kept_by_key.get(key, (None, None))
+                if was is not None and files_hash(last_folder, was) == files:
+                    for kind in FORMATS:
+                        shutil.copyfile(last_folder / f"{was}.{kind}", out_dir / f"{stem}.{kind}")
+                    drawing.kept.append(name)
+                else:
+                    render_page(page, out_dir, stem)
+                    files = files_hash(folder, name)
+                    drawing.drawn.append(name)
+                manifest[name] = {"key": key, "files": files}
+                drawing.figures.append(Figure(Path("patches") / f"{name}.html", page.caption,
+                                              source=source))
+        if manifest:
+            text = json.dumps({"about": "written by the patch figures' redraw (analysis/diffs.py): "
+                                        "each figure's key and a hash of its files",
+                               "figures": manifest}, indent=1)
+            (folder / MANIFEST).write_text(text + "\n", encoding="utf-8", newline="\n")
+    except BaseException:
+        if aside is not None:  # drawn in place: the last drawing goes back
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(last_folder, folder)
+        raise
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside)
+    return drawing
 
 
 def render_files(paths: list[Path], figures_dir: Path) -> list[Figure]:
@@ -1036,10 +1169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "analysis" / "figures",
                         help="the figures folder; patches go into its patches/ "
                              "(default: %(default)s)")
+    parser.add_argument("--redraw-all", action="store_true",
+                        help="render every figure of the series, even those unchanged since the "
+                             "last drawing")
     args = parser.parse_args(argv)
     try:
         figures = (render_files(args.patches, args.output) if args.patches
-                   else draw_patches(ROOT, args.output))
+                   else draw_patches(ROOT, args.output, redraw_all=args.redraw_all))
     except apply.ApplyError as error:
         print(f"error: {apply.printable(str(error))}", file=sys.stderr)
         return 1

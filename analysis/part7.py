@@ -323,6 +323,11 @@ def library(groups):
     return Drawn(fig, library_headline(shown), caption, shown)
 
 
+def sleeps(run):
+    """Every wake but the last is followed by a sleep."""
+    return len(wakes(run)) - 1
+
+
 def compression(run):
     """Inlined over library-term size of the last wake's solutions."""
     terms, inlined = solution_sizes(last(run))
@@ -334,7 +339,7 @@ def library_headline(shown):
     growing = [g for g in current if any(library_size(last(r)) for r in g.runs)] or current
     parts = [f"{g.name} {statistics.fmean(library_size(last(r)) for r in g.runs):.1f} inventions, its solutions "
              f"{statistics.fmean(compression(r) for r in g.runs):.2f}x as long inlined" for g in growing]
-    return "After three sleeps: " + "; ".join(parts)
+    return f"After {sleeps(current[0].runs[0])} sleeps: " + "; ".join(parts)
 
 
 # -----------------------------------------------------------------------------
@@ -378,7 +383,7 @@ def inventions(groups):
     using = sum(any(name in t["program"].replace("(", " ").replace(")", " ").split() for name in
                     (i["name"] for i in wake["library"])) for t in wake["tasks"].values() if t["program"] is not None)
     plural = "s" if len(rows) != 1 else ""
-    headline = (f"The remedy arm's library after three sleeps: {len(rows)} invention{plural}, {used} in use; "
+    headline = (f"The remedy arm's library after {sleeps(run)} sleeps: {len(rows)} invention{plural}, {used} in use; "
                 f"{using} of the {solved_tasks} solved tasks call one")
     caption = (f"Every invention in the library at the last wake of the remedy arm, seed {run.config['seed']}, "
                "in the order learned: its body (holes a, b, ...; $0, $1 are the language's de Bruijn variables), "

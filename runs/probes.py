@@ -64,8 +64,17 @@ def initial_model(module, args):
     """The data and the model the run started from: built in the trainer's order (seed, then data,
     then model), so the random initialisation is the same."""
     torch.manual_seed(args.seed)
-    data = module.load_data(args.input_file, args.seed)
+    data = trainers_data(module, args)
     return data, module.create_model(args.type, module.model_config(args, data))
+
+
+def trainers_data(module, args):
+    """The data as the trainer reads it: a synthesiser's run (04-neuro-symbolic.patch) reads its
+    list tasks as rows of its own alphabet, and its model knows only those characters."""
+    data = module.load_data(args.input_file, args.seed)
+    if getattr(args, "synth_cycles", 0):
+        data = module.for_synthesis(module.for_tasks(data, args), args)
+    return data
 
 
 # -----------------------------------------------------------------------------

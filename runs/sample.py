@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from runs import ROOT
+from runs.probes import trainers_data
 from runs.recipe import RecipeError
 from runs.runner import CACHE_DIR, dataset_files, load_variant, parse_flags, shown, variant_code
 from runs.store import SAMPLE_GROUPS, file_sha256, read_json, staleness
@@ -64,7 +65,7 @@ def sample(directory, num, prompt=None, seed=None):
     prompt_flag = [] if prompt is None else ["--prompt", prompt]
     args = parse_flags(module, argv + prompt_flag, f"{config['file']} says: ")
     try:
-        data = module.load_data(args.input_file, args.seed)
+        data = trainers_data(module, args)
         model = module.create_model(args.type, module.model_config(args, data))
         module.restore_weights(model, module.load_checkpoint(weights, data.vocab), weights)
         return module.sample_groups(model, data, args, num=num, seed=args.seed if seed is None else seed)

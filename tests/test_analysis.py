@@ -468,6 +468,61 @@ def test_the_diffs_command_redraws_only_the_patch_figures_all_or_nothing(tmp_pat
     assert (figures_dir / "README.md").read_text() == "the index"  # left as is
 
 
+def test_a_redraw_renders_only_the_patch_figures_that_changed(tmp_path, monkeypatch):
+    """A patch figure's key is what it shows and the code that draws it: drawn again with nothing
+    changed, no figure is rendered (the last drawing's files are copied through the staging
+    folder); with one hunk edited, only that hunk's figure; with files changed by hand, theirs;
+    with other drawing code or --redraw-all, every one."""
+    from analysis import diffs
+
+    rendered, render = [], diffs.render_page
+
+    def counted(page, out_dir, stem):
+        rendered.append(f"{out_dir.name}/{stem}")
+        render(page, out_dir, stem)
+
+    monkeypatch.setattr(diffs, "render_page", counted)
+    patches = {name: (PATCH_FIXTURES / name).read_text() for name in ("01-scale.patch", "02-flush.patch")}
+    root = project(tmp_path / "project", patches)
+    figures_dir = tmp_path / "figures"
+
+    def redraw_patches(**options):
+        rendered.clear()
+        assert analysis_main.redraw_patches(figures_dir, root=root, **options) == 0
+        return list(rendered), {path.relative_to(figures_dir).as_posix(): path.read_bytes()
+                                for path in figures_dir.rglob("*") if path.is_file()}
+
+    everything = [f"{patch}/{stem}" for patch in ("01-scale", "02-flush") for stem in ("patch", "hunk-1", "hunk-2")]
+    drawn, first = redraw_patches()
+    assert drawn == everything
+    assert list(json.loads(first["patches/manifest.json"])["figures"]) == everything
+
+    drawn, second = redraw_patches()
+    assert drawn == [] and second == first
+
+    # one line of hunk 2 edited, its line counts kept: the overview and the other hunks show the same
+    (root / "patches" / "01-scale.patch").write_text(
+        patches["01-scale.patch"].replace("+    return model.eval()", "+    return model.train()"))
+    drawn, third = redraw_patches()
+    assert drawn == ["01-scale/hunk-2"]
+    changed = {path for path in first if first[path] != third[path]}
+    assert changed == {f"patches/01-scale/hunk-2.{kind}" for kind in diffs.FORMATS} | {"patches/manifest.json"}
+
+    (figures_dir / "patches" / "02-flush" / "hunk-1.png").write_bytes(b"not the drawing")
+    assert redraw_patches()[0] == ["02-flush/hunk-1"]
+
+    def fake(page, out_dir, stem):  # other drawing code: only which figures are rendered counts
+        rendered.append(f"{out_dir.name}/{stem}")
+        for kind in diffs.FORMATS:
+            (out_dir / f"{stem}.{kind}").write_text(kind)
+
+    monkeypatch.setattr(diffs, "render_page", fake)
+    assert redraw_patches(redraw_all=True)[0] == everything
+    assert redraw_patches()[0] == []
+    monkeypatch.setattr(diffs, "code_version", lambda: "another way to draw")
+    assert redraw_patches()[0] == everything
+
+
 def test_compare_on_a_recipe_dir_writes_png_and_svg(tmp_path, capsys):
     for seed in (1, 2):
         write_part3_run(tmp_path, "mlp", seed, recipe="recipe", domains=("names", "sums"))

@@ -497,12 +497,13 @@ def test_draw_patches_renders_the_series_and_removes_stale_figures(tmp_path):
     ]
     written = sorted(path.relative_to(figures_dir).as_posix()
                      for path in figures_dir.rglob("*") if path.is_file())
-    assert written == ["other/keep.png"] + sorted(
-        f"patches/{patch}/{stem}.{kind}"
-        for patch, stems in (("01-scale", 3), ("02-flush", 3))
-        for stem in ["patch"] + [f"hunk-{k}" for k in range(1, stems)]
-        for kind in ("html", "svg", "png", "md")
-    )
+    assert written == ["other/keep.png"] + sorted([
+        "patches/manifest.json",  # each figure's key: a redraw renders only what changed
+        *(f"patches/{patch}/{stem}.{kind}"
+          for patch, stems in (("01-scale", 3), ("02-flush", 3))
+          for stem in ["patch"] + [f"hunk-{k}" for k in range(1, stems)]
+          for kind in ("html", "svg", "png", "md")),
+    ])
     caption = Rows((figures_dir / "patches/01-scale/hunk-1.html").read_text()).diff()[0]
     assert caption == ("pd-caption", "makemore.py  edits Block.__init__, Block.forward  "
                                      "@@ -14,14 +14,15 @@  +3 −2")

@@ -6,7 +6,8 @@ patch in patches/, applied in the order of patches/series, and variant k (varian
 spine plus patches 1..k. Unlike GNU patch and quilt, a hunk applies only at the line it names,
 with every context and removed line matching byte for byte: no fuzz, no offsets, no whitespace
 forgiveness; and, as git applies it, a hunk made at the top or the end of a file applies only
-there. A patch that no longer fits fails loudly, and then nothing is written.
+there (a patch without context, `diff -U0`, is taken at the lines it names, as `git apply
+--unidiff-zero` takes it). A patch that no longer fits fails loudly, and then nothing is written.
 
     python apply.py [apply] [--force]     write the variants (never over hand edits unless forced);
                                           remove the unedited ones that no patch makes any more
@@ -189,6 +190,10 @@ class Hunk:
     new_count: int
     section: str  # the enclosing def/class written after the ranges, or ""
     lines: tuple[HunkLine, ...]
+    # The patch's own context width: the most context any of its hunks has before or after its
+    # changes (3 for a canonical patch, 0 for `diff -U0`). A hunk with less than that was cut
+    # short by an edge of the file.
+    width: int = CONTEXT
 
     @property
     def start(self) -> int:
@@ -197,15 +202,16 @@ class Hunk:
         return self.old_start - 1 if self.old_count else self.old_start
 
     @property
+    def leading_context(self) -> int:
+        """The context lines before its first change: fewer than the patch's width when the
+        change began near the top of the file."""
+        return _context_run(self.lines)
+
+    @property
     def trailing_context(self) -> int:
-        """The context lines after its last change: none when the change ran to the end of the
-        file (a canonical hunk has CONTEXT of them otherwise)."""
-        count = 0
-        for line in reversed(self.lines):
-            if line.kind != " ":
-                break
-            count += 1
-        return count
+        """The context lines after its last change: fewer than the patch's width when the
+        change ran near the end of the file (a canonical hunk has CONTEXT of them otherwise)."""
+        return _context_run(reversed(self.lines))
 
     @property
     def ranges(self) -> str:
@@ -227,6 +233,15 @@ class Hunk:
     @property
     def removed(self) -> int:
         return sum(line.kind == "-" for line in self.lines)
+
+
+def _context_run(lines) -> int:
+    count = 0
+    for line in lines:
+        if line.kind != " ":
+            break
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)
@@ -297,6 +312,13 @@ def parse_patch(data: bytes, source: str = "<patch>") -> Patch:
     if lines[start:] and not lines[-1].endswith("\n"):
         raise ApplyError(f"{printable(source)}: the last line has no newline (truncated?): {lines[-1]!r}")
     files = _DiffReader(lines, start, source).file_diffs()
+    # A hunk's context is cut short only by an edge of the file, so the most any hunk has is the
+    # width the patch was written with: 3 for ours, 0 for `diff -U0`.
+    width = max((max(hunk.leading_context, hunk.trailing_context)
+                 for file in files for hunk in file.hunks if hunk.added or hunk.removed),
+                default=CONTEXT)
+    files = tuple(replace(file, hunks=tuple(replace(hunk, width=width) for hunk in file.hunks))
+                  for file in files)
     paths = [file.path for file in files]
     twice = sorted({path for path in paths if paths.count(path) > 1})
     if twice:
@@ -576,7 +598,8 @@ def _check_fits(old: list[str], start: int, hunk: Hunk, where: str) -> None:
             )
     edge = _edge_problem(old, start, hunk)
     if edge:
-        raise ApplyError(f"{what} (patch line {hunk.patch_line}): {edge}")
+        rebase = "; `python apply.py rebase` re-anchors it where it stands" if hunk.old_side else ""
+        raise ApplyError(f"{what} (patch line {hunk.patch_line}): {edge}{rebase}")
     ends_unterminated = hunk.new_side and not hunk.new_side[-1].text.endswith("\n")
     if ends_unterminated and start + hunk.old_count < len(old):
         raise ApplyError(
@@ -595,38 +618,43 @@ def _line_endings(expected: str, found: str | None) -> str:
 
 def _edge_problem(old: list[str], start: int, hunk: Hunk) -> str | None:
     """Why the hunk may not go at start, by git's rules for hunks at the edges of a file; None
-    if it may. A hunk that names line 1 (or 0) was made at the top of the file, and one without
-    context after its change ran to the end of it: git applies them only there."""
-    if hunk.old_start <= 1 and start != 0:
-        return f"it names line {hunk.old_start}, so (as git applies it) it must start at the top of the file"
-    if hunk.trailing_context == 0 and start + hunk.old_count != len(old):
+    if it may. A hunk that names line 1 (or 0) with less context before its change than the patch
+    has elsewhere (its width) was made at the top of the file, and one without context after its
+    change ran to the end of it: git applies them only there. A patch written without context
+    (`diff -U0`, width 0) says nothing about the edges, so its hunks go at the line they name, as
+    `git apply --unidiff-zero` takes them: there "@@ -0,0 +1 @@" inserts before line 1, and
+    "@@ -1,0 +2 @@" after it."""
+    if hunk.old_start <= 1 and hunk.leading_context < hunk.width and start != 0:
+        return (f"it names line {hunk.old_start}, and has less context before its change than the "
+                f"patch's {hunk.width} lines, so (as git applies it) it must start at the top of the file")
+    if hunk.trailing_context == 0 < hunk.width and start + hunk.old_count != len(old):
         if not hunk.old_side:
             return (f"it was made for an empty file (@@ -0,0), so the file must be empty, but it "
                     f"has {plural(len(old), 'line')}")
-        return (f"it has no context after its change, so (as git applies it) it must end at the end "
-                f"of the file, but the file goes on after line {start + hunk.old_count}")
+        return (f"it has no context after its change (the patch has {hunk.width} lines elsewhere), "
+                f"so (as git applies it) it must end at the end of the file, but the file goes on "
+                f"after line {start + hunk.old_count}")
     return None
 
 
-def _places(old: list[str], hunk: Hunk) -> tuple[list[int], list[int]]:
-    """Where the hunk's old text stands in the file, and the places among those it may go."""
+def _places(old: list[str], hunk: Hunk) -> list[int]:
+    """Where the hunk's old text stands in the file (nowhere for a hunk without old text)."""
     wanted = [line.text for line in hunk.old_side]
-    places = [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
-    return places, [place for place in places if _edge_problem(old, place, hunk) is None]
+    if not wanted:
+        return []
+    return [i for i in range(len(old) - len(wanted) + 1) if old[i : i + len(wanted)] == wanted]
 
 
 def _found_elsewhere(old: list[str], start: int, hunk: Hunk) -> str:
     """Drift or conflict: does the hunk's old text sit somewhere else in the file?"""
-    places, allowed = _places(old, hunk)
+    places = _places(old, hunk)
     if not places:
         return (
             "its old text is found nowhere in the file: a conflict; edit the hunk in the .patch "
             "to match the file, or redo the change in a fresh variant"
         )
-    nearest = min(allowed or places, key=lambda place: abs(place - start))
+    nearest = min(places, key=lambda place: abs(place - start))
     found = f"its old text is found at line {nearest + 1} ({nearest - start:+d})"
-    if not allowed:
-        return f"{found}, but {_edge_problem(old, nearest, hunk)}: edit the hunk in the .patch"
     return f"{found}: the file drifted; `python apply.py rebase` moves the hunk there"
 
 
@@ -634,9 +662,11 @@ def rebase_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> tuple[l
     """The file after its hunks, each placed where its old text stands now, and what moved.
 
     The one leeway the tool ever takes, and only when asked (`rebase`): a hunk that no longer fits
-    at the line it names goes to the single other place where its old text stands exactly (and
-    where git would apply it: a hunk at an edge of the file stays at that edge). A drift, never a
-    fuzz: text found nowhere, or at several places, is refused.
+    at the line it names goes to the single place where its old text stands exactly, also when it
+    was made at an edge of the file that has moved away from it since (lines added above a hunk at
+    the top, or below one at the end); the patch rewritten from the result anchors it where it
+    stands now. A drift, never a fuzz: text found nowhere, or at several places, is refused, and
+    so is a hunk without old text (nothing to find it by) that does not fit where it names.
     """
     new: list[str] = []
     done, moves = 0, []
@@ -645,8 +675,11 @@ def rebase_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> tuple[l
         if start < done or not _fits_at(old, start, hunk):
             start = _the_one_place(old, done, hunk, where)
             shift = start - hunk.start
-            moves.append(f"{where}: hunk {hunk.number} {hunk.ranges}: moved {shift:+d} "
-                         f"line{'s' * (abs(shift) != 1)}")
+            if shift:
+                moved = f"moved {shift:+d} line{'s' * (abs(shift) != 1)}"
+            else:
+                moved = f"stays at line {start + 1}, re-anchored now that the edge of the file moved away"
+            moves.append(f"{where}: hunk {hunk.number} {hunk.ranges}: {moved}")
         new += old[done:start] + [line.text for line in hunk.new_side]
         done = start + hunk.old_count
     if new and not new[-1].endswith("\n") and done < len(old):
@@ -656,21 +689,26 @@ def rebase_hunks(old: list[str], hunks: tuple[Hunk, ...], where: str) -> tuple[l
 
 def _fits_at(old: list[str], start: int, hunk: Hunk) -> bool:
     wanted = [line.text for line in hunk.old_side]
-    return old[start : start + len(wanted)] == wanted and _edge_problem(old, start, hunk) is None
+    return (start <= len(old) and old[start : start + len(wanted)] == wanted
+            and _edge_problem(old, start, hunk) is None)
 
 
 def _the_one_place(old: list[str], done: int, hunk: Hunk, where: str) -> int:
-    places, allowed = _places(old, hunk)
     what = f"{where}: hunk {hunk.number} {hunk.header!r}"
-    if not allowed:
+    if not hunk.old_side:
+        why = _edge_problem(old, hunk.start, hunk) if hunk.start <= len(old) else None
+        why = why or f"it goes after line {hunk.start}, but the hunk above it or the file's end is in the way"
+        raise ApplyError(f"{what}: {why}; it has no old text to find it by elsewhere: edit the hunk in the .patch")
+    places = _places(old, hunk)
+    if not places:
         raise ApplyError(f"{what}: {_found_elsewhere(old, hunk.start, hunk)}")
-    if len(allowed) > 1:
-        lines = ", ".join(str(place + 1) for place in allowed)
-        raise ApplyError(f"{what}: its old text stands at {len(allowed)} places (lines {lines}); "
+    if len(places) > 1:
+        lines = ", ".join(str(place + 1) for place in places)
+        raise ApplyError(f"{what}: its old text stands at {len(places)} places (lines {lines}); "
                          "edit the hunk in the .patch to the right line")
-    if allowed[0] < done:
+    if places[0] < done:
         raise ApplyError(f"{what}: its old text now stands before the hunk above it")
-    return allowed[0]
+    return places[0]
 
 
 # ---------------------------------------------------------------------------- canonical diffs

@@ -345,13 +345,12 @@ def test_hunk_headers_take_ascii_digits_only(header):
 
 @needs_git
 @pytest.mark.parametrize("old, patch_text, why", [
-    # made for an empty file: git applies it to an empty file only
-    (b"x\n", "--- a/f.py\n+++ b/f.py\n@@ -0,0 +1 @@\n+new\n", "so the file must be empty, but it has 1 line"),
-    # no context after the change: it reached the end of the file, and must still end there
+    # no context after the change (where it has some before): it reached the end of the file,
+    # and must still end there
     (b"a\nb\nc\nd\n", "--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n",
      "must end at the end of the file, but the file goes on after line 3"),
-    # a hunk that names line 1 belongs at the top; a context-free insertion after line 1 is not
-    (b"a\nb\n", "--- a/f.py\n+++ b/f.py\n@@ -1,0 +2 @@\n+new\n", "must start at the top of the file"),
+    # (a patch without any context is a `diff -U0` one, taken at the lines it names: see
+    # test_apply_edges.py)
 ])
 def test_a_hunk_at_an_edge_of_the_file_must_match_at_that_edge(old, patch_text, why):
     assert why in fails(old, patch_text)
@@ -370,16 +369,17 @@ def test_an_old_range_from_line_0_must_be_empty():
 
 
 @needs_git
-def test_rebase_keeps_a_hunk_at_the_end_of_the_file():
+def test_rebase_carries_a_hunk_at_an_edge_of_the_file_across_lines_added_at_that_edge():
+    """Lines added below a hunk that ended the file, or above one that started it: its old text
+    stands once, and rebase carries it there (the rewritten patch anchors it with context)."""
     patch = parse("--- a/f.py\n+++ b/f.py\n@@ -1,3 +1,3 @@\n a\n b\n-c\n+C\n")
-    with pytest.raises(ApplyError, match="found nowhere|end of the file"):
-        apply.rebase_patch({"f.py": b"a\nb\nc\nd\n"}, patch)
-    with pytest.raises(ApplyError, match="must start at the top of the file"):
-        apply.rebase_patch({"f.py": b"top\na\nb\nc\n"}, patch)  # it names line 1
+    assert apply.rebase_patch({"f.py": b"a\nb\nc\nd\n"}, patch)[0]["f.py"] == b"a\nb\nC\nd\n"
+    assert apply.rebase_patch({"f.py": b"top\na\nb\nc\n"}, patch)[0]["f.py"] == b"top\na\nb\nC\n"
     patch = parse("--- a/f.py\n+++ b/f.py\n@@ -2,3 +2,3 @@\n b\n c\n-d\n+D\n")
     assert apply.rebase_patch({"f.py": b"top\na\nb\nc\nd\n"}, patch)[0]["f.py"] == b"top\na\nb\nc\nD\n"
-    with pytest.raises(ApplyError, match="must end at the end of the file"):
-        apply.rebase_patch({"f.py": b"a\nb\nc\nd\ne\n"}, patch)
+    assert apply.rebase_patch({"f.py": b"a\nb\nc\nd\ne\n"}, patch)[0]["f.py"] == b"a\nb\nc\nD\ne\n"
+    with pytest.raises(ApplyError, match="stands at 2 places"):  # still no guessing
+        apply.rebase_patch({"f.py": b"b\nc\nd\nb\nc\nd\n"}, patch)
 
 
 GIT_DIFF = (

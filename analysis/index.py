@@ -12,6 +12,7 @@ class Figure:
     runs: list = field(default_factory=list)  # the run folder names it was drawn from
     stale: str | None = None  # why some of its runs (or its source) are stale, when they are
     source: str | None = None  # the file it was drawn from instead of runs: a .patch, a benchmark record
+    entry: list | None = None  # kept from an earlier drawing (its results are absent now): its old index lines
 
 
 def write_index(figures, figures_dir, missing=(), skipped=()):
@@ -40,6 +41,8 @@ def write_index(figures, figures_dir, missing=(), skipped=()):
 
 
 def index_entry(figure):
+    if figure.entry is not None:
+        return figure.entry
     path = Path(figure.path).as_posix()
     stale = f" **STALE: {figure.stale}**" if figure.stale else ""
     if figure.recipe is not None:
@@ -47,6 +50,19 @@ def index_entry(figure):
     else:
         origin = f"from `{figure.source}`" if figure.source else "from the patch series"
     return [f"- [{path}]({path}){stale}: {markdown_text(figure.caption)}", f"  ({origin})"]
+
+
+def old_entries(figures_dir):
+    """{figure path: its index lines} of the index in figures_dir ({} without one): what a figure kept
+    from an earlier drawing is indexed with."""
+    index = Path(figures_dir) / "README.md"
+    lines = index.read_text().splitlines() if index.is_file() else []
+    entries = {}
+    for i, line in enumerate(lines):
+        if line.startswith("- [") and "](" in line:
+            entry = [line] + [next_line for next_line in lines[i + 1:i + 2] if next_line.startswith("  (")]
+            entries[line[3:line.index("](")]] = entry
+    return entries
 
 
 def markdown_text(text):

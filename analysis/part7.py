@@ -316,7 +316,8 @@ def library(groups):
     lengths.legend(fontsize=10, loc="lower left")
     handles, labels = sizes.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=10)
-    caption = ("Left: the inventions in the library at each wake (abstraction sleeps after wakes 0-2). Right: the "
+    caption = ("Left: the inventions in the library at each wake (an abstraction sleep after every wake but the "
+               "last). Right: the "
                "mean size in nodes of the programs each wake found (training and held-out tasks it solved), in "
                "library terms (solid) and with every invention inlined (dotted): the gap is the compression. Mean "
                "over seeds, band from the lowest to the highest seed. " + plots.seeds_note(shown) + ".")
@@ -467,9 +468,9 @@ def finite(value):
 
 @part.figure(RECIPE)
 def lost(groups):
-    shown = [g for g in (arm(synthesised(groups), name) for name in ("full", "remedy")) if g is not None]
+    shown = synthesised(groups)
     if not shown:
-        return Skip("no full or remedy run with a complete synth.json")
+        return Skip("no run with a complete synth.json")
     fig, (counts, costs) = style.figure(1, 2, height=4.6)
     cycles = np.arange(1, min(len(wakes(r)) for g in shown for r in g.runs))
     width = 0.8 / len(shown)
@@ -491,12 +492,14 @@ def lost(groups):
     costs.axhline(0, color="black", linewidth=1)
     costs.set(ylabel="cost now - cost then (nats)", title="their earlier program's cost")
     handles, labels = counts.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=10)
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=10)
     caption = ("Left: held-out tasks a wake lost, solved at the wake before and not at this one (mean over seeds, "
-               "bars from the lowest to the highest seed), for the first design (full) and the remedy. Right: for "
-               "each task lost (every seed), the description length of the program that had solved it under the "
-               "grammar of the wake that lost it minus under the grammar that found it: above zero, a prior "
-               "diluted by the library's growth or refitted away from it. " + plots.seeds_note(shown) + ".")
+               "bars from the lowest to the highest seed), per arm. Right: for each task lost (every seed), the "
+               "description length of the program that had solved it under the library's own prior at the wake "
+               "that lost it, minus the cost the search paid when it found it. In the arms without the guide both "
+               "are under the library's prior, so above zero is a prior diluted by the library's growth; in the "
+               "guided arms the search's grammar was the guide's for that task, so the difference mixes the "
+               "dilution with the guide's shift. " + plots.seeds_note(shown) + ".")
     return Drawn(fig, lost_headline(shown), caption, shown)
 
 

@@ -46,6 +46,7 @@ class Drawing:
     skipped: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     numbers: list = field(default_factory=list)  # the part's headline numbers, one line each (Part.numbers)
+    absent: list = field(default_factory=list)  # "<part>/<stem>" of the figures whose results or record are absent
 
 
 @dataclass
@@ -103,7 +104,9 @@ class Part:
         for declared in self.declared:
             missing = [recipe for recipe in declared.recipes if not self.groups_of(recipe, sources, loaded)]
             drawing.missing += [recipe for recipe in missing if recipe not in drawing.missing]
-            if not missing:  # a recipe without runs is said once, by the caller, for all its figures
+            if missing:
+                drawing.absent.append(f"{self.name}/{declared.stem}")
+            else:  # a recipe without runs is said once, by the caller, for all its figures
                 self.draw_one(declared, [loaded[recipe] for recipe in declared.recipes], sources, figures_dir,
                               drawing)
         drawing.numbers = self.numbers_of(sources, loaded)
@@ -116,6 +119,7 @@ class Part:
             path = sources.benchmarks / f"{declared.record}.json"
             record, why = read_record(path, declared.record)
             if record is None:
+                drawing.absent.append(f"{self.name}/{declared.stem}")
                 return self.skip(drawing, declared, why)
             arguments, source = [*arguments, record], shown(path)
             stale = staleness(record) if "code" in record else "it records no code digest"  # as a run's

@@ -361,12 +361,19 @@ def loss_keys(runs):
     return ["test_loss", *domains]
 
 
-def compare(paths, out_stem):
+def compare(paths, out_stem, say=print):
     """Test-loss curves of any runs, one band per configuration, a panel per domain. Returns the
-    paths written."""
+    paths written. Only finished runs are drawn when there are any (a seed still training would cut
+    its configuration's band short); the unfinished ones are named through say(line)."""
     runs = [run for run in runs_at(paths) if run.metrics]
     if not runs:
         raise CompareError("no run among " + ", ".join(map(str, paths)) + " has logged an evaluation yet")
+    unfinished = [run for run in runs if not run.finished]
+    if len(unfinished) < len(runs):
+        runs = [run for run in runs if run.finished]
+        if unfinished:
+            say("not drawn, unfinished: " + ", ".join(
+                f"{run.config['recipe']}/{run.name} (at step {run.metrics[-1]['step']:,})" for run in unfinished))
     groups = group_runs(runs)
     keys = loss_keys(runs)
     ncols = 1 if len(keys) == 1 else 2

@@ -43,11 +43,21 @@ def publish(stage, folder, owned):
 
 
 def carry_over(folder, stage, owned):
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        relative = path.relative_to(folder)
-        if not owned(relative) and not (stage / relative).exists():
+    """Files, links (as links) and empty folders; a link to a folder is not followed."""
+    for top, folders, files in os.walk(folder):
+        top = Path(top)
+        links = [name for name in folders if (top / name).is_symlink()]
+        if not folders and not files and top != folder:
+            (stage / top.relative_to(folder)).mkdir(parents=True, exist_ok=True)
+        for path in sorted(top / name for name in files + links):
+            relative = path.relative_to(folder)
+            if owned(relative) or os.path.lexists(stage / relative):
+                continue
             (stage / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, stage / relative)
+            if path.is_symlink():
+                os.symlink(os.readlink(path), stage / relative)
+            else:
+                shutil.copy2(path, stage / relative)
 
 
 @contextlib.contextmanager

@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT))  # apply.py and runs/, when run as `python benchma
 
 import apply  # noqa: E402
 from runs import datasets, load_module  # noqa: E402
+from runs.probes import check_checkpoint  # noqa: E402
 from runs.runner import variant_code  # noqa: E402
 from runs.store import write_json  # noqa: E402
 
@@ -131,6 +132,7 @@ def trained_guide(programs, folder, run_dir):
     data = types.SimpleNamespace(vocab=mm.Vocabulary(programs.ALPHABET), block_size=programs.ROW_CHARS + 1)
     model = mm.create_model(args.type, mm.model_config(args, data))
     path = run_dir / "model.pt"
+    check_checkpoint(path)  # before the variant unpickles it: a file from someone else could run code
     mm.restore_weights(model, mm.load_checkpoint(path, data.vocab), path)
     model.eval()
     cycle = max(len(state["wakes"]) - 1, 0)

@@ -29,13 +29,38 @@ def main(argv=None):
     """Probe a run; Ctrl-C leaves the files it had not finished unwritten, and says so."""
     try:
         return probe(*(sys.argv[1:] if argv is None else argv))
+    except CheckpointError as error:
+        print(f"probes: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("probes: interrupted; they run again next time", file=sys.stderr)
         return 130
 
 
+class CheckpointError(Exception):
+    """A file that is not a checkpoint of ours; the message is one line."""
+
+
+def check_checkpoint(path):
+    """Refuse a file that holds anything but what our checkpoints hold (tensors, the optimiser's
+    state, RNG states, numbers, strings, lists and dicts), before the variant's load_checkpoint
+    unpickles it with weights_only=False: a pickle from someone else can run code when loaded.
+    torch's weights_only loader allows exactly those types (the spine's own fix: docs/spine.md)."""
+    if not Path(path).is_file():
+        return  # the variant's load_checkpoint says so
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # whatever the safe loader cannot read is not ours
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        why = next((line for line in lines if "Unsupported" in line), lines[0] if lines else type(error).__name__)
+        why = why[why.find("Unsupported"):].split(" was not an allowed")[0] if "Unsupported" in why else why
+        raise CheckpointError(f"{path} is not a checkpoint of ours, so it is not loaded (it could run code): "
+                              f"{why[:200]}") from None
+
+
 def probe(directory, *probes):
     directory = Path(directory)
+    check_checkpoint(directory / "model.pt")
     config = json.loads((directory / "config.json").read_text())
     module = load_module(ROOT / config["file"])
     args = module.parse_args(config["argv"][1:])

@@ -175,12 +175,24 @@ def _grid(table, where):
             raise RecipeError(f"{where}: [grid] {key} must be a non-empty list of values")
         for value in values:
             _flags({key: value}, f"{where}: [grid]")
+            _in_folder_name(f"{key}={format_value(value)}", f"{where}: [grid] {key}: the value {value!r}")
+        shown = [format_value(value) for value in values]
+        repeated = next((value for value in shown if shown.count(value) > 1), None)
+        if repeated is not None:  # 1e-3 and 0.001 name one run folder
+            raise RecipeError(f"{where}: [grid] {key} repeats the value {repeated} (each value names a run)")
     return table
+
+
+def _in_folder_name(text, what):
+    """Run folder names are made of arm names and grid values: none may leave the recipe's folder."""
+    if "/" in text or "\\" in text or ".." in text:
+        raise RecipeError(f"{what} has a '/' or '..': it names the run's folder")
 
 
 def _arm(table, where):
     _no_unknown_keys(table, ARM_KEYS, f"{where}: [[arm]]")
     if not isinstance(table.get("name"), str) or not table["name"]:
         raise RecipeError(f"{where}: every [[arm]] needs a 'name'")
+    _in_folder_name(table["name"], f"{where}: arm name {table['name']!r}")
     return {"name": table["name"], "flags": _flags(table.get("flags", {}), f"{where}: arm {table['name']}"),
             **({"variant": table["variant"]} if "variant" in table else {})}

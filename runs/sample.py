@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from runs import ROOT
-from runs.probes import trainers_data
+from runs.probes import CheckpointError, check_checkpoint, trainers_data
 from runs.recipe import RecipeError
 from runs.runner import CACHE_DIR, dataset_files, load_variant, parse_flags, shown, variant_code
 from runs.store import SAMPLE_GROUPS, file_sha256, read_json, staleness
@@ -38,7 +38,7 @@ def main(argv):
     args = parse_args(argv)
     try:
         groups = sample(args.run, args.num, args.prompt, args.seed)
-    except (SampleError, RecipeError) as error:
+    except (SampleError, RecipeError, CheckpointError) as error:
         print(f"runs sample: error: {error}", file=sys.stderr)
         return 1
     for group in SAMPLE_GROUPS:  # as samples.txt has them
@@ -55,6 +55,7 @@ def sample(directory, num, prompt=None, seed=None):
     weights = directory / "model.pt"
     if not weights.is_file():
         raise SampleError(f"{shown(directory)} has no model.pt: {how_to_train(directory, config)}")
+    check_checkpoint(weights)  # before anything unpickles it
     file = variant_code(config["variant"])["file"]  # regenerated if need be
     stale = staleness(config)
     if stale:

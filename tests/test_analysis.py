@@ -571,3 +571,103 @@ def test_index_captions_are_literal_markdown(tmp_path):
     text = write_index([figure], tmp_path, skipped=[("part9/x", "no *runs*")]).read_text()
     assert r"Block.\_\_init\_\_ (+2 \*new\*)" in text
     assert r"- `part9/x`: no \*runs\*" in text
+
+
+# -----------------------------------------------------------------------------
+# nothing a user types deletes their work (issue 18)
+
+
+@pytest.fixture
+def quick_main(monkeypatch):
+    """main() without the lab's own patch figures (they take seconds): what the parts draw is what counts."""
+    monkeypatch.setattr(analysis_main, "draw_patches", lambda *args, **kwargs: ([], None))
+    return main
+
+
+def files_in(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def test_a_results_folder_that_does_not_exist_is_one_line_and_deletes_nothing(results, tmp_path, capsys,
+                                                                               no_patches, quick_main):
+    figures_dir = tmp_path / "figures"
+    assert redraw(results, figures_dir, no_patches) == 0
+    before = files_in(figures_dir)
+    capsys.readouterr()
+    assert quick_main(["--results", str(tmp_path / "nowhere"), "--figures", str(figures_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere" in err and "no such folder" in err
+    assert files_in(figures_dir) == before
+
+
+def test_figures_whose_results_are_absent_are_kept_with_their_index_entries(results, tmp_path, capsys,
+                                                                            no_patches, quick_main):
+    figures_dir = tmp_path / "figures"
+    assert redraw(results, figures_dir, no_patches) == 0
+    before = files_in(figures_dir)
+    entry = next(line for line in (figures_dir / "README.md").read_text().splitlines()
+                 if line.startswith("- [part3/loss-curves.png]"))
+    (tmp_path / "mine" / "another-recipe").mkdir(parents=True)  # `--results out/mine` after training another recipe
+    assert quick_main(["--results", str(tmp_path / "mine"), "--figures", str(figures_dir)]) == 0
+    after = files_in(figures_dir)
+    assert {path: after.get(path) for path in before if path.name != "README.md"} == \
+        {path: data for path, data in before.items() if path.name != "README.md"}
+    assert entry in (figures_dir / "README.md").read_text()
+    assert "kept" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["file", "folder of something else"])
+def test_figures_into_a_file_or_a_folder_that_is_not_a_figures_folder_is_refused(results, tmp_path, capsys,
+                                                                                 quick_main, kind):
+    target = tmp_path / "target"
+    if kind == "file":
+        target.write_text("my notes")
+    else:
+        (target / "empty").mkdir(parents=True)
+        (target / "README.md").write_text("# My project\n")
+        (target / "photo.png").write_bytes(b"not drawn by the redraw")
+        (target / "link").symlink_to("photo.png")
+    before = sorted((p.relative_to(tmp_path), p.is_symlink()) for p in tmp_path.rglob("*"))
+    data = files_in(tmp_path)
+    for argv in (["--results", str(results), "--figures", str(target)], ["diffs", "--figures", str(target)]):
+        assert quick_main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "target" in err
+        assert sorted((p.relative_to(tmp_path), p.is_symlink()) for p in tmp_path.rglob("*")) == before
+        assert files_in(tmp_path) == data
+
+
+def test_a_redraw_into_a_figures_folder_keeps_links_and_empty_folders(results, tmp_path, no_patches):
+    figures_dir = tmp_path / "figures"
+    assert redraw(results, figures_dir, no_patches) == 0
+    (figures_dir / "notes" / "empty").mkdir(parents=True)
+    (figures_dir / "notes" / "link").symlink_to("../README.md")
+    assert redraw(results, figures_dir, no_patches) == 0
+    assert (figures_dir / "notes" / "empty").is_dir()
+    assert (figures_dir / "notes" / "link").is_symlink()
+
+
+def test_compare_draws_finished_runs_and_names_unfinished_ones(tmp_path, capsys):
+    for seed in (1, 2):
+        write_part3_run(tmp_path, "mlp", seed, recipe="recipe")
+    unfinished = write_part3_run(tmp_path, "mlp", 3, recipe="recipe", test_losses=synthetic_losses("mlp", 3)[:3])
+    (unfinished / "summary.json").unlink()
+    at_zero = write_part3_run(tmp_path, "transformer", 1, recipe="recipe", test_losses=[3.3, 3.0])
+    (at_zero / "summary.json").unlink()
+    metrics = at_zero / "metrics.jsonl"
+    metrics.write_text(metrics.read_text().splitlines(keepends=True)[0])  # only the loss at initialisation
+    write_part3_run(tmp_path, "transformer", 2, recipe="recipe")
+    drawn = []
+    real_draw_band = plots.draw_band
+
+    def draw_band(ax, group, key, x="step"):
+        drawn.append((group.name, [run.name for run in group.runs], real_draw_band(ax, group, key, x)))
+        return drawn[-1][2]
+
+    import unittest.mock
+    with unittest.mock.patch.object(plots, "draw_band", draw_band):
+        assert main(["compare", str(tmp_path / "recipe"), "-o", str(tmp_path / "out" / "cmp")]) == 0
+    assert sorted(runs for _, runs, _ in drawn) == [["mlp,seed=1", "mlp,seed=2"], ["transformer,seed=2"]]
+    assert all(curve.x[-1] == 1000 for _, _, curve in drawn)  # no curve cut at an unfinished seed's last step
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "mlp,seed=3 (at step 200)" in err and "transformer,seed=1 (at step 0)" in err

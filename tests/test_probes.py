@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -113,3 +114,60 @@ def test_routing_counts_every_test_token_once_per_chosen_expert(names_file):
         starts = sum(row[0] for row in layer["by_input"])  # every item is read from its start token once
         assert starts == 2 * len(data.test) == sum(row[0] for row in layer["by_position"])
         assert sum(row[0] for row in layer["by_target"]) == 2 * len(data.test)  # and ends once
+
+
+# -----------------------------------------------------------------------------
+# a checkpoint from someone else is refused before it is unpickled (issue 18)
+
+
+class Opens:
+    """A pickle that runs code when loaded: it creates a file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def a_run_with(tmp_path, weights):
+    run = tmp_path / "run"
+    run.mkdir()
+    config = {"recipe": "r", "run": "run", "variant": "spine", "file": "upstream/makemore.py", "quick": False,
+              "argv": ["upstream/makemore.py", "-i", "x.txt", "-o", str(run)]}
+    (run / "config.json").write_text(json.dumps(config))
+    torch.save(weights, run / "model.pt")
+    return run
+
+
+def test_our_own_checkpoints_pass_the_check(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), fused=False)
+    model(torch.ones(1, 3)).sum().backward()
+    optimizer.step()
+    generator = torch.Generator().manual_seed(1)
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 3,
+                  "best_test_loss": 2.5, "torch_rng": torch.get_rng_state(), "batch_rng": generator.get_state(),
+                  "chars": ["a", "b"], "type": "transformer", "config": {"n_layer": 1, "block_size": 5},
+                  "tool": {"round": 1, "costs": [0.5, None]},
+                  "synth": {"random": __import__("random").Random(1).getstate(), "rows": [[1, 2]]}}
+    for name, state in (("checkpoint.pt", checkpoint), ("model.pt", {"model": model.state_dict(), "chars": ["a"]})):
+        torch.save(state, tmp_path / name)
+        probes.check_checkpoint(tmp_path / name)  # no error
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path, capsys):
+    from runs import sample
+
+    marker = tmp_path / "it ran"
+    run = a_run_with(tmp_path, {"model": {}, "chars": ["a"], "payload": Opens(marker)})
+    with pytest.raises(probes.CheckpointError) as error:
+        probes.check_checkpoint(run / "model.pt")
+    assert "\n" not in str(error.value) and "model.pt" in str(error.value)
+    assert sample.main([str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("runs sample: error: ") and err.count("\n") == 1 and "not a checkpoint" in err
+    assert probes.main([str(run), "attention"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("probes: error: ") and err.count("\n") == 1 and "not a checkpoint" in err
+    assert not marker.exists()

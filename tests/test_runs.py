@@ -125,6 +125,12 @@ def test_runs_are_arms_times_grid_times_seeds_with_names_that_say_what_differs()
     ({"grid": {"n-layer": 3}}, "must be a non-empty list"),
     ({"probes": ["x-ray"]}, "unknown probes"),
     ({"colour": "red"}, "unknown key 'colour'"),
+    ({"grid": {"learning-rate": [1e-3, 0.001]}}, "[grid] learning-rate repeats the value 0.001"),
+    ({"grid": {"type": ["transformer", "transformer"]}}, "[grid] type repeats the value transformer"),
+    ({"grid": {"input": ["a/b"]}}, "[grid] input: the value 'a/b' has a '/' or '..'"),
+    ({"grid": {"input": [".."]}}, "[grid] input: the value '..' has a '/' or '..'"),
+    ({"arm": [{"name": "../elsewhere"}]}, "arm name '../elsewhere' has a '/' or '..'"),
+    ({"arm": [{"name": "a/b"}]}, "arm name 'a/b' has a '/' or '..'"),
 ])
 def test_a_bad_recipe_is_one_line_naming_the_problem(change, message):
     table = {"purpose": "p", "steps": 10, "seeds": [1], "dataset": {"builder": "names"}, **change}

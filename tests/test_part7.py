@@ -137,8 +137,9 @@ def test_the_numbers_per_arm(groups):
     ratios = part7.guide_ratios(remedy, no_guide, edge=6000)
     assert ratios == {"add-4": pytest.approx(0.1), "drop-3": pytest.approx(0.4)}
     assert part7.seed_ratios(remedy, no_guide) == [pytest.approx(0.25)] * 3
-    assert part7.overall(remedy.runs[0]) == {"neural": 0.5, "symbolic": 0.8, "router": 0.9}
-    assert part7.answers_by_length(remedy.runs[0])[8] == {"neural": 0.0, "symbolic": 0.8, "router": 0.8}
+    # the hard tasks' inputs only (drop-3 is trivial): seed 1 solves 3 of the 4, the model is right at length 7
+    assert part7.overall(remedy.runs[0]) == {"neural": 0.5, "symbolic": 0.75, "router": 0.875}
+    assert part7.answers_by_length(remedy.runs[0])[8] == {"neural": 0.0, "symbolic": 0.75, "router": 0.75}
 
 
 def test_the_numbers_are_printed_by_the_numbers_command(results, capsys):
@@ -147,7 +148,7 @@ def test_the_numbers_are_printed_by_the_numbers_command(results, capsys):
     assert "part7: remedy (3 seeds): hard held-out solved by wake 25 ± 0%, 0 ± 0%, 50 ± 0%, 83 ± 14%" in out
     assert "part7: remedy: lost per cycle 1.0 ± 0.0, 0.0 ± 0.0, 0.0 ± 0.0; inventions at the last wake 1.0" in out
     assert "guide node ratio (remedy / no-guide, last wake): median 0.25 over 2 held-out tasks" in out
-    assert "remedy, held-out inputs: neural 0.500 ± 0.000, symbolic 0.867 ± 0.115, router 0.933 ± 0.058" in out
+    assert "remedy, hard tasks' held-out inputs: neural 0.500 ± 0.000, symbolic 0.833 ± 0.144, router 0.917 ± 0.072" in out
 
 
 def test_a_redraw_draws_every_part7_figure(results, tmp_path):

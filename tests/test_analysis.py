@@ -151,6 +151,8 @@ def redrawn(tmp_path_factory):
     for model_type in ("bigram", "mlp", "transformer"):
         for seed in (1, 2, 3):
             write_part3_run(root / "results", model_type, seed)
+    # the lab's patch figures as last drawn: the redraw keeps them (rendering all would take minutes)
+    shutil.copytree(ROOT / "analysis" / "figures" / "patches", root / "figures" / "patches")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "analysis", "--results", str(root / "results"),
                              "--benchmarks", str(root / "benchmarks"), "--figures", str(root / "figures")],
                             cwd=ROOT, capture_output=True, text=True)

@@ -46,8 +46,10 @@ mixture(seed, parts)
 algorithmic(seed, parity=None, addition=None, parens=None, ordered=None, count=1000)
     The task suite of Part 5 (adaptive computation): each argument lists the difficulties of one
     task, and each (task, difficulty) becomes a domain named `<task>-<difficulty>` (two digits),
-    `count` items `question=answer` each, drawn with replacement (easy difficulties have fewer
-    distinct questions than `count`). Every question of a task has the same width, so a harder
+    `count` distinct items `question=answer` each, so that the trainer's test items are never
+    training items. An easy difficulty with fewer distinct items than `count` (parity of d bits
+    has 2^d) gives each of them once, and the build says so on stderr; fewer than 10 cannot be
+    split and are refused. Every question of a task has the same width, so a harder
     item asks for more work in the same positions: a recipe that holds the hardest difficulties
     out of training tests extrapolation in computation, not in positions whose embeddings were
     never trained. The tasks, each answer checked by an independent computation in the tests:
@@ -329,8 +331,34 @@ def algorithmic(seed, parity: list = None, addition: list = None, parens: list =
                 allowed = DIFFICULTIES[task]
                 raise DatasetError(f"algorithmic: {task} difficulty {difficulty!r} is not in "
                                    f"{allowed.start}..{allowed.stop - 1}")
-            domains[f"{task}-{difficulty:02d}"] = [TASKS[task](rng, difficulty) for _ in range(count)]
+            name = f"{task}-{difficulty:02d}"
+            domains[name] = distinct_items(lambda: TASKS[task](rng, difficulty), count, yes_no=task != "addition")
+            if len(domains[name]) < count:
+                print(f"algorithmic: {name} has {len(domains[name])} distinct items, fewer than the {count} "
+                      "asked: each is used once", file=sys.stderr)
     return domains
+
+
+def distinct_items(draw, count, yes_no=False, patience=50):
+    """Up to `count` distinct items `question=answer` of draw(), in the order drawn. With yes_no, as
+    many answered 1 as 0 (count // 2 each): without duplicates a domain could lose its half and
+    half, since there are far fewer balanced strings of a depth, or sorted digit strings, than
+    broken ones. A small space runs out first: after patience * count draws, what was found is
+    taken to be all there is."""
+    wanted = count // 2 if yes_no else count
+    drawn, by_answer = {}, {}  # dicts as ordered sets
+    for _ in range(patience * count):
+        item = draw()
+        same = by_answer.setdefault(item.rsplit("=", 1)[1] if yes_no else "", {})
+        if item not in drawn and len(same) < wanted:
+            drawn[item] = same[item] = None
+            if len(drawn) == wanted * (2 if yes_no else 1):
+                break
+    if yes_no:  # as many of each answer as the rarer one has
+        fewest = min(map(len, by_answer.values())) if len(by_answer) == 2 else 0
+        kept = {item for same in by_answer.values() for item in list(same)[:fewest]}
+        return [item for item in drawn if item in kept]
+    return list(drawn)
 
 
 def mixture(seed, parts: dict):
@@ -678,7 +706,7 @@ def list_tasks(seed):
 BUILDERS = {"names": names, "arithmetic": arithmetic, "code": code, "mixture": mixture,
             "algorithmic": algorithmic, "tool_use": tool_use, "list_tasks": list_tasks}
 # Part of every cache key: bump a builder's number when an edit changes the items it builds.
-VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 1, "tool_use": 1, "list_tasks": 1}
+VERSION = {"names": 1, "arithmetic": 1, "code": 1, "mixture": 1, "algorithmic": 2, "tool_use": 1, "list_tasks": 1}
 
 
 # --- checking the request and the result ---

@@ -94,12 +94,11 @@ def initial_model(module, args):
 
 
 def trainers_data(module, args):
-    """The data as the trainer reads it: a synthesiser's run (04-neuro-symbolic.patch) reads its
-    list tasks as rows of its own alphabet, and its model knows only those characters."""
-    data = module.load_data(args.input_file, args.seed)
-    if getattr(args, "synth_cycles", 0):
-        data = module.for_synthesis(module.for_tasks(data, args), args)
-    return data
+    """The data as the trainer reads it: from 02-act.patch on, the variant's own read_data (which
+    applies the flags about data: held-out domains, validation, a synthesiser's alphabet)."""
+    if hasattr(module, "read_data"):
+        return module.read_data(args)
+    return module.load_data(args.input_file, args.seed)
 
 
 # -----------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def routing_counts(module, model, data):
 # -----------------------------------------------------------------------------
 # pondering (adaptive computation time, 02-act.patch)
 
-PONDER_ITEMS = 3  # test items per domain drawn as bars
+PONDER_ITEMS = 16  # test items per domain (at most) whose steps are kept: bars, and Part 5's page
 
 
 @torch.no_grad()

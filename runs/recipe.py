@@ -15,7 +15,7 @@ RECIPES_DIR = ROOT / "runs" / "recipes"
 RUNNER_FLAGS = {"input-file", "work-dir", "seed", "max-steps", "resume", "sample-only"}
 PROBES = {"samples", "attention", "activations", "routing", "ponder"}
 RECIPE_KEYS = {"purpose", "variant", "steps", "seeds", "probes", "dataset", "flags", "grid", "arm"}
-ARM_KEYS = {"name", "variant", "flags"}
+ARM_KEYS = {"name", "variant", "flags", "seeds"}  # an arm's seeds replace the recipe's
 COMMANDS = {"sample"}  # `python -m runs sample ...` is a command, so no recipe can be called that
 
 
@@ -56,7 +56,7 @@ class Recipe:
         for arm in arms:
             for values in itertools.product(*(self.grid[key] for key in grid_keys)):
                 chosen = dict(zip(grid_keys, values))
-                for seed in self.seeds:
+                for seed in arm.get("seeds", self.seeds):
                     specs.append(RunSpec(
                         name=run_name(arm["name"], chosen, seed),
                         variant=arm.get("variant", self.variant),
@@ -120,10 +120,9 @@ def parse_recipe(name, table):
 def _check(recipe, where):
     if recipe.steps <= 0:
         raise RecipeError(f"{where}: 'steps' must be positive")
-    if not recipe.seeds or not all(isinstance(seed, int) for seed in recipe.seeds):
-        raise RecipeError(f"{where}: 'seeds' must be a non-empty list of integers")
-    if len(set(recipe.seeds)) < len(recipe.seeds):
-        raise RecipeError(f"{where}: 'seeds' repeats a seed")
+    _check_seeds(recipe.seeds, where)
+    for arm in recipe.arms:
+        _check_seeds(arm.get("seeds", recipe.seeds), f"{where}: arm {arm['name']}")
     unknown = set(recipe.probes) - PROBES
     if unknown:
         raise RecipeError(f"{where}: unknown probes {sorted(unknown)} (known: {', '.join(sorted(PROBES))})")
@@ -133,6 +132,13 @@ def _check(recipe, where):
     clash = set(recipe.grid) & {key for arm in recipe.arms for key in arm["flags"]}
     if clash:
         raise RecipeError(f"{where}: {sorted(clash)} set both by [grid] and by an arm")
+
+
+def _check_seeds(seeds, where):
+    if not isinstance(seeds, list) or not seeds or not all(type(seed) is int for seed in seeds):
+        raise RecipeError(f"{where}: 'seeds' must be a non-empty list of integers")
+    if len(set(seeds)) < len(seeds):
+        raise RecipeError(f"{where}: 'seeds' repeats a seed")
 
 
 def _no_unknown_keys(table, known, where):
@@ -195,4 +201,4 @@ def _arm(table, where):
         raise RecipeError(f"{where}: every [[arm]] needs a 'name'")
     _in_folder_name(table["name"], f"{where}: arm name {table['name']!r}")
     return {"name": table["name"], "flags": _flags(table.get("flags", {}), f"{where}: arm {table['name']}"),
-            **({"variant": table["variant"]} if "variant" in table else {})}
+            **{key: table[key] for key in ("variant", "seeds") if key in table}}

@@ -356,7 +356,8 @@ class Runner:
         summary = summarize(job.directory)
         write_json(job.directory / "summary.json", summary)  # last: this makes the run finished
         (job.directory / "checkpoint.pt").unlink(missing_ok=True)  # a finished run never resumes
-        self.progress.run_finished(job.name, f"best test loss {summary['best_test_loss']:.4f} at step "
+        chosen = "best test loss" if summary["chosen_by"] == "test_loss" else "test loss at the best validation loss,"
+        self.progress.run_finished(job.name, f"{chosen} {summary['best_test_loss']:.4f} at step "
                                              f"{summary['best_step']} ({format_seconds(summary['wall_s'])})")
         return "done"
 
@@ -424,13 +425,15 @@ def update_state(directory, seconds=0.0, **changes):
 def summarize(directory):
     run = load_run(directory)
     metrics = run.metrics
-    final, best = metrics[-1], min(metrics, key=lambda record: record["test_loss"])
+    final, best = metrics[-1], run.chosen
     domains = [key.split("/", 1)[1] for key in final if key.startswith("test_loss/")]
     timed = [record for record in metrics if record.get("step_ms") is not None]
     return {
         "steps": final["step"], "params": run.probes["parameters"]["total"],
         "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
+        # model.pt's evaluation: the lowest test loss, or with --validation the lowest validation loss
         "best_test_loss": best["test_loss"], "best_step": best["step"],
+        "chosen_by": "valid_loss" if "valid_loss" in best else "test_loss",
         "final_test_loss_by_domain": {d: final[f"test_loss/{d}"] for d in domains},
         "best_test_loss_by_domain": {d: best[f"test_loss/{d}"] for d in domains},
         "tokens_per_s": mean(record["tokens_per_s"] for record in timed),

@@ -51,6 +51,13 @@ class Run:
     def finished(self):
         return self.summary is not None
 
+    @property
+    def chosen(self):
+        """The evaluation whose weights model.pt holds, by the trainer's rule: the lowest valid_loss
+        when the run holds items back for validation (--validation), else the lowest test_loss."""
+        key = "valid_loss" if "valid_loss" in self.metrics[-1] else "test_loss"
+        return min(self.metrics, key=lambda record: record[key])
+
 
 def load_run(directory):
     directory = Path(directory)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import apply
 from conftest import TINY_MODEL_FLAGS
 from runs import load_module
-from runs.datasets import build, write_items
+from runs.datasets import DatasetError, build, write_items
 
 ROOT = Path(__file__).resolve().parent.parent
 N_EMBD, N_HEAD = 16, 2
@@ -89,7 +89,8 @@ def test_a_later_token_changes_no_earlier_output_or_step_count(mm):
 
 def masked_reference(act, x, real):
     """The same computation, written the slow way: every position runs every step and halted
-    positions are masked out of the update; attention is written out with an explicit causal mask."""
+    positions are masked out of the update; attention is written out with an explicit causal mask.
+    A position that halts shows the later steps the keys and values of its output."""
     B, T, C = x.shape
     block, H = act.block, act.block.attn.n_head
     state, keys, values = x, torch.zeros_like(x), torch.zeros_like(x)
@@ -114,6 +115,9 @@ def masked_reference(act, x, real):
         halted = torch.where(going, halted + h, halted)
         state = torch.where(going.unsqueeze(-1), new, state)
         going = going & ~stop
+        if n + 1 < act.max_steps:
+            _, k, v = block.attn.c_attn(block.ln_1(output + act.step_embedding.weight[n + 1])).split(C, dim=2)
+            keys, values = (torch.where(stop.unsqueeze(-1), new_kv, kv) for new_kv, kv in ((k, keys), (v, values)))
     return output, steps
 
 
@@ -137,6 +141,43 @@ def test_the_ponder_cost_trains_the_halting_unit(mm):
     assert model.act.ponder.requires_grad
     mm.ponder_loss(model.act).backward()
     assert model.act.halt.weight.grad.abs().sum() > 0 and model.act.halt.bias.grad.abs() > 0
+
+
+def test_a_loss_on_the_last_position_reaches_the_halting_of_earlier_ones(mm):
+    """With the loss on answers only, a question token's halting must still learn from it: an
+    earlier position that halted before the last one shows it its h-weighted output, so the
+    gradient reaches that position's halting probabilities (it was exactly 0 when a halted
+    position showed the keys of its last step's input)."""
+    model = act_model(mm, max_steps=6, bias=0.0, seed=1).train()
+    idx = items([9], seed=2)
+    halts = []
+
+    def keep(module, inputs, h):
+        h.retain_grad()
+        halts.append(h)
+    model.act.halt.register_forward_hook(keep)
+    logits, _ = model(idx)
+    F.cross_entropy(logits[0, 9:], torch.tensor([0])).backward()  # the last position predicts <stop>
+    steps = model.act.last_steps[0]
+    earlier = [p for p in range(9) if steps[p] < steps[9]]
+    assert earlier, "the test needs positions that halted before the last one"
+    first_step = halts[0].grad.squeeze(1)  # step 1 runs every position, in flat order
+    assert all(first_step[p] != 0 for p in earlier)
+
+
+@pytest.mark.parametrize("fixed", [3, 0])
+def test_a_shared_router_balances_every_step_the_block_ran(mm, fixed, monkeypatch):
+    """The block runs several times a forward pass; each run's balancing loss and load count
+    (before, only the last step's survived, so the router's first steps felt no pressure)."""
+    monkeypatch.setattr(mm.MoE, "balancing_losses", lambda self, logits, probs, load: probs.new_tensor(1.0))
+    model = act_model(mm, max_steps=5, fixed=fixed, n_expert=3, expert_top_k=2).train()
+    idx = items([9, 4, 6])
+    model(idx)
+    steps = model.act.last_steps if not fixed else real_positions(idx) * fixed
+    mlp = model.act.block.mlp
+    assert mlp.router_loss == int(steps.max())  # one balancing loss a step
+    assert int(mlp.step_load.sum()) == 2 * int(steps.sum())  # each token's two choices at each step it took
+    assert mm.router_loss(mm.moe_layers(model)) == mlp.router_loss
 
 
 def test_fixed_depth_runs_the_shared_block_exactly_n_times(mm):
@@ -165,7 +206,7 @@ def test_the_step_loop_ends_when_every_position_has_halted(mm):
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tasks")
-    domains = build("algorithmic", 0, parity=[2, 3], ordered=[4], count=60)
+    domains = build("algorithmic", 0, parity=[5, 6], ordered=[4], count=60)  # parity-05: its 32 items
     return ",".join(str(write_items(items, folder / f"{name}.txt")) for name, items in domains.items())
 
 
@@ -180,11 +221,26 @@ def test_answer_loss_only_keeps_the_targets_after_the_separator(mm, tasks):
 
 
 def test_held_out_domains_are_never_trained_on(mm, tasks):
-    args = mm.parse_args(["-i", tasks, "--held-out", "parity-03"])
+    args = mm.parse_args(["-i", tasks, "--held-out", "parity-06"])
     data = mm.for_tasks(mm.load_data(args.input_file, args.seed), args)
-    held = data.domains.index("parity-03")
+    held = data.domains.index("parity-06")
     assert held not in data.train.domain.tolist() and held in data.test.domain.tolist()
-    assert all(len(item) != 5 for item in data.train.items)  # parity-03 items are 'bbb=a'
+    six_bits = {item for item in Path(tasks.split(",")[2]).read_text().splitlines()}
+    assert len(six_bits) == 60 and not six_bits & set(data.train.items)
+    assert sorted(data.test.items[r] for r in (data.test.domain == held).nonzero().squeeze(1)) == sorted(six_bits)
+
+
+def test_validation_items_are_held_back_from_training_and_from_the_test(mm, tasks):
+    args = mm.parse_args(["-i", tasks, "--held-out", "parity-06", "--validation"])
+    whole = mm.for_tasks(mm.load_data(args.input_file, args.seed), args)
+    trained = len(whole.train)
+    data = mm.read_data(args)
+    assert len(data.train) + len(data.valid) == trained
+    assert not set(data.valid.items) & (set(data.train.items) | set(data.test.items))  # distinct items
+    for d, name in enumerate(data.domains):
+        in_valid = int((data.valid.domain == d).sum())
+        assert in_valid == int((whole.train.domain == d).sum() * 0.1) and (in_valid > 0) == (name != "parity-06")
+    assert mm.read_data(mm.parse_args(["-i", tasks])).valid is None  # off means off
 
 
 def test_greedy_answers_are_what_the_model_writes_up_to_stop(mm):
@@ -200,7 +256,25 @@ def test_greedy_answers_are_what_the_model_writes_up_to_stop(mm):
     vocab = mm.Vocabulary(list("ab=c"))
     model = Scripted()
     model.question_length = 3
-    assert mm.greedy_answers(model, vocab, ["ab="], block_size=10, device="cpu") == {"ab=": "ab"}
+    model.weight = torch.nn.Parameter(torch.zeros(1))  # the decoder finds the model's device by it
+    assert mm.greedy_answers(model, vocab, ["ab="], block_size=10) == {"ab=": "ab"}
+
+
+def test_decoding_a_batch_of_unequal_prompts_is_decoding_each_alone(mm):
+    """Right padding never reaches a causal model's earlier positions, nor ACT's halting."""
+    model = act_model(mm, max_steps=4, vocab=6, block_size=12).eval()
+    prompts = [[0, 1, 2], [0, 3], [0, 4, 5, 1, 2, 3]]
+    together = mm.greedy_decode(model, prompts, max_len=12)
+    assert together == [mm.greedy_decode(model, [prompt], max_len=12)[0] for prompt in prompts]
+    for prompt, row in zip(prompts, together):
+        assert row[:len(prompt)] == prompt and (row[-1] == 0 or len(row) == 13) and 0 not in row[len(prompt):-1]
+
+
+def test_a_chooser_decides_what_each_row_appends(mm):
+    model = act_model(mm, max_steps=2, vocab=6, block_size=12).eval()
+    rows = mm.greedy_decode(model, [[0, 1], [0, 2, 2]], max_len=12,
+                            choose=lambda rows, logits: [[5, 4] if len(row) < 5 else [0] for row in rows])
+    assert rows == [[0, 1, 5, 4, 5, 4, 0], [0, 2, 2, 5, 4, 0]]
 
 
 def train(variant, input_file, work_dir, *flags):
@@ -213,7 +287,7 @@ def test_every_evaluation_logs_pondering_and_answers_per_domain(variant, tasks, 
     result = train(variant, tasks, tmp_path, "--act-max-steps", "4", "--answer-sep", "=", "--n-expert", "2")
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-    domains = ["ordered-04", "parity-02", "parity-03"]
+    domains = ["ordered-04", "parity-05", "parity-06"]
     for domain in domains:
         assert 0 <= record[f"answer_acc/{domain}"] <= 1
         assert 1 <= record[f"act/steps/{domain}"] <= 4 and 1 <= record[f"act/answer_steps/{domain}"] <= 4
@@ -257,7 +331,8 @@ def test_the_ponder_probe_averages_steps_by_character_and_draws_bars(mm, tasks):
         means = [m for m in result[key] if m is not None]
         assert means and all(1 <= m <= 4 for m in means)
     assert result["by_input"][0] is not None  # every item starts by reading <start>
-    assert [bar["domain"] for bar in result["items"]] == [d for d in data.domains for _ in range(probes.PONDER_ITEMS)]
+    in_test = [min(probes.PONDER_ITEMS, int((data.test.domain == d).sum())) for d in range(len(data.domains))]
+    assert [bar["domain"] for bar in result["items"]] == [d for d, n in zip(data.domains, in_test) for _ in range(n)]
     for bar in result["items"]:
         assert len(bar["steps"]) == len(bar["ponder"]) == len(bar["text"]) + 1 == len(bar["tokens"])
         assert all(1 <= n <= 4 and n <= cost <= n + 1 for n, cost in zip(bar["steps"], bar["ponder"]))
@@ -265,7 +340,7 @@ def test_the_ponder_probe_averages_steps_by_character_and_draws_bars(mm, tasks):
 
 # --- the task suite (runs/datasets.py algorithmic) -------------------------------------------------
 
-SUITE = {"parity": [1, 7, 16], "addition": [0, 2, 4], "parens": [1, 3, 8], "ordered": [2, 9, 16]}
+SUITE = {"parity": [4, 7, 16], "addition": [0, 2, 4], "parens": [2, 3, 7], "ordered": [2, 9, 16]}
 
 
 def column_carries(a, b):
@@ -322,11 +397,20 @@ def test_every_task_answer_is_right_and_every_item_has_its_difficulty():
         answers = [item.split("=")[1] for item in items]
         if task != "addition":  # the yes/no tasks are about half yes, so guessing one answer scores ~50%
             share = answers.count("1") / len(answers)
-            assert 0.3 < share < 0.7 or task == "parity" and difficulty == 1
+            assert share == 0.5  # as many distinct items of each answer
+
+
+def test_items_are_distinct_so_no_test_item_is_a_training_item():
+    """Parity of 4 bits has 16 items: asked for 200, the domain holds each of them once."""
+    domains = build("algorithmic", 0, count=200, **SUITE)
+    assert all(len(set(items)) == len(items) for items in domains.values())
+    assert sorted(domains["parity-04"]) == sorted(f"{n:04b}".rjust(16, ".") + f"={n.bit_count() % 2}" for n in range(16))
+    assert len(domains["parity-16"]) == 200
+    with pytest.raises(DatasetError, match="'parity-02' has 4 items"):
+        build("algorithmic", 0, parity=[2])
 
 
 def test_bad_difficulties_are_one_line_errors():
-    from runs.datasets import DatasetError
     with pytest.raises(DatasetError, match="parity difficulty 17 is not in 1..16"):
         build("algorithmic", 0, parity=[17])
     with pytest.raises(DatasetError, match="at least one task"):

@@ -3,11 +3,14 @@ accuracy per unit of compute on four algorithmic tasks, against the same shared 
 depths and the untied 4-layer spine; act-names asks where a character model ponders on names;
 act-moe asks how a mixture of experts inside the shared block routes step by step.
 
-Accuracies and steps are the final evaluation's (metrics.jsonl): exact-match greedy answers on
-100 test items per (task, difficulty), and the mean number of block steps a token took. A task's
+Accuracies and steps are read at the evaluation whose weights model.pt holds (metrics.jsonl): the
+one with the lowest loss on validation items, held back from training and distinct from the test
+items (a first-version run without them, at its final evaluation). Exact-match greedy answers on
+up to 100 test items per (task, difficulty), and the mean number of block steps a token took. A task's
 in-distribution score is the mean over its trained difficulties; its extrapolation score the
-mean over those the recipe held out of training. Per-character steps come from the probes of the
-best model (probes.json); wall time from the benchmark's record, not from the training runs."""
+mean over those the recipe held out of training. ACT against fixed depth is decided by the lab's
+one rule (plots.difference: a Welch interval over seeds). Per-character steps come from the probes
+of the same model (probes.json); wall time from the benchmark's record, not from the training runs."""
 
 import statistics
 
@@ -31,11 +34,14 @@ part = Part("part5", label=arm_name)
 
 
 # -----------------------------------------------------------------------------
-# what a run's final evaluation says
+# what a run's chosen evaluation says
 
 
-def final(run):
-    return run.metrics[-1]
+def evaluation(run):
+    """The evaluation a run is read at: model.pt's, chosen on validation items; a first-version
+    run, trained without them, at its final evaluation (its lowest test loss would be chosen on
+    the test items)."""
+    return run.chosen if "valid_loss" in run.metrics[-1] else run.metrics[-1]
 
 
 def kind(group):
@@ -54,7 +60,7 @@ def held_out(run):
 
 def domains(run, task, extrapolation=False):
     """The task's domains in the run's evaluations, by difficulty: trained, or held out."""
-    names = sorted(key.split("/", 1)[1] for key in final(run) if key.startswith(f"answer_acc/{task}-"))
+    names = sorted(key.split("/", 1)[1] for key in evaluation(run) if key.startswith(f"answer_acc/{task}-"))
     return [name for name in names if (name in held_out(run)) == extrapolation]
 
 
@@ -64,7 +70,7 @@ def difficulty(domain):
 
 def accuracy(run, task, extrapolation=False):
     names = domains(run, task, extrapolation)
-    return statistics.fmean(final(run)[f"answer_acc/{name}"] for name in names) if names else None
+    return statistics.fmean(evaluation(run)[f"answer_acc/{name}"] for name in names) if names else None
 
 
 def mean_steps(run, task=None):
@@ -73,7 +79,7 @@ def mean_steps(run, task=None):
     flags = run.config["flags"]
     if not flags.get("act-max-steps"):
         return flags.get("act-fixed-steps") or UNTIED_LAYERS
-    record = final(run)
+    record = evaluation(run)
     if task is None:
         return record["act/mean_steps"]
     return statistics.fmean(record[f"act/steps/{name}"] for name in domains(run, task))
@@ -107,11 +113,15 @@ def fixed_curve(groups, task, extrapolation=False):
             for g in plots.current(groups) if kind(g) == "fixed"}
 
 
-def interpolate(curve, steps):
-    """The fixed-depth mean accuracy at a fractional depth, linear between the nearest depths."""
-    depths = sorted(curve)
-    means = [statistics.fmean(curve[d]) for d in depths]
-    return float(np.interp(steps, depths, means))
+def fixed_at(groups, task, steps):
+    """Each fixed-depth seed's accuracy at a fractional depth: linear between that seed's own runs
+    at the nearest depths (a seed needs a run at a depth on each side)."""
+    by_seed = {}
+    for group in (g for g in plots.current(groups) if kind(g) == "fixed"):
+        for run in group.runs:
+            by_seed.setdefault(run.config["seed"], {})[depth(group)] = accuracy(run, task)
+    return [float(np.interp(steps, sorted(curve), [curve[d] for d in sorted(curve)]))
+            for curve in by_seed.values() if min(curve) <= steps <= max(curve)]
 
 
 def act_groups(groups):
@@ -155,7 +165,7 @@ def accuracy_vs_steps(groups):
     caption = ("Exact-match greedy answers on held-in test items (mean over each task's trained difficulties) "
                "against the block steps a token takes: tied fixed depth 1-6 as a line (mean over seeds, bars from "
                "the lowest to the highest seed), each ACT run as a point (one per ponder cost tau and seed), the "
-               "untied 4-layer spine as stars; final evaluation, " + plots.seeds_note(groups) + ".")
+               "untied 4-layer spine as stars; each run at its chosen evaluation, " + plots.seeds_note(groups) + ".")
     return Drawn(fig, pareto_headline(groups), caption, groups)
 
 
@@ -172,30 +182,30 @@ def draw_fixed_line(ax, groups, task):
 
 
 def act_gaps(groups, task):
-    """Per ACT group of the sweep: its seeds' accuracy minus the fixed-depth accuracy at each
-    seed's own mean steps."""
-    curve = fixed_curve(groups, task)
-    return {g.name: [accuracy(r, task) - interpolate(curve, mean_steps(r, task)) for r in g.runs]
-            for g in plots.current(by_tau(groups))}
+    """Per ACT group of the sweep: its seeds' accuracy against the fixed-depth seeds' accuracy at
+    the group's mean steps, as a plots.difference."""
+    gaps = {}
+    for group in plots.current(by_tau(groups)):
+        fixed = fixed_at(groups, task, statistics.fmean(mean_steps(r, task) for r in group.runs))
+        if len(fixed) > 1 and len(group.runs) > 1:
+            gaps[group.name] = plots.difference([accuracy(r, task) for r in group.runs], fixed)
+    return gaps
 
 
 def pareto_headline(groups):
-    """For each task, the gap of ACT's best and worst tau to fixed depth at the same mean steps
-    (a gap within its seeds' spread is a tie): the best alone would flatter ACT."""
+    """For each task, ACT's best and worst tau against fixed depth at the same mean steps, by the
+    lab's rule: the best alone would flatter ACT."""
     parts = []
     for task in TASKS:
-        gaps = act_gaps(groups, task)
-        if not gaps:
-            continue
-        ranked = sorted(gaps.values(), key=statistics.fmean)
-        verdicts = [gap_verdict(ranked[-1])] + ([gap_verdict(ranked[0])] if len(ranked) > 1 else [])
-        parts.append(f"{TASK_TITLES[task]} {' to '.join(dict.fromkeys(verdicts))}")
+        gaps = sorted(act_gaps(groups, task).values(), key=lambda gap: gap.mean)
+        if gaps:
+            verdicts = [gap_verdict(gaps[-1])] + ([gap_verdict(gaps[0])] if len(gaps) > 1 else [])
+            parts.append(f"{TASK_TITLES[task]} {' to '.join(dict.fromkeys(verdicts))}")
     return "ACT minus tied fixed depth at the same mean steps, best to worst tau: " + ", ".join(parts)
 
 
 def gap_verdict(gap):
-    spread = statistics.stdev(gap) if len(gap) > 1 else 0.0
-    return "ties" if abs(statistics.fmean(gap)) <= spread else f"{statistics.fmean(gap):+.2f}"
+    return "ties" if gap.verdict == "tie" else f"{gap.mean:+.2f}"
 
 
 # -----------------------------------------------------------------------------
@@ -212,7 +222,7 @@ def steps_vs_difficulty(groups):
         for group in sweep:
             names = domains(group.runs[0], task) + domains(group.runs[0], task, extrapolation=True)
             names = sorted(names, key=difficulty)
-            values = np.array([[final(r)[f"act/answer_steps/{n}"] for n in names] for r in group.runs])
+            values = np.array([[evaluation(r)[f"act/answer_steps/{n}"] for n in names] for r in group.runs])
             xs = [difficulty(n) for n in names]
             ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=group.line_colour, alpha=0.2, linewidth=0)
             ax.plot(xs, values.mean(axis=0), color=group.line_colour, linewidth=2, marker="o", markersize=4,
@@ -226,7 +236,7 @@ def steps_vs_difficulty(groups):
     caption = ("Mean block steps at the positions that write the answer, by difficulty, one line per ponder cost "
                "(mean over seeds, band from the lowest to the highest seed); the grey span marks difficulties held "
                "out of training. Spearman's rho between difficulty and steps is computed per seed over the "
-               "difficulties; final evaluation, " + plots.seeds_note(sweep) + ".")
+               "difficulties; each run at its chosen evaluation, " + plots.seeds_note(sweep) + ".")
     return Drawn(fig, rho_headline(sweep), caption, sweep)
 
 
@@ -241,7 +251,7 @@ def shade_held_out(ax, run, task):
 
 def rho(run, task):
     names = domains(run, task) + domains(run, task, extrapolation=True)
-    return spearman([difficulty(n) for n in names], [final(run)[f"act/answer_steps/{n}"] for n in names])
+    return spearman([difficulty(n) for n in names], [evaluation(run)[f"act/answer_steps/{n}"] for n in names])
 
 
 def rho_headline(sweep):
@@ -262,7 +272,7 @@ def accuracy_vs_difficulty(groups):
     for ax, task in zip(axes.flat, TASKS):
         for group in shown:
             names = sorted(domains(group.runs[0], task) + domains(group.runs[0], task, True), key=difficulty)
-            values = np.array([[final(r)[f"answer_acc/{n}"] for n in names] for r in group.runs])
+            values = np.array([[evaluation(r)[f"answer_acc/{n}"] for n in names] for r in group.runs])
             xs = [difficulty(n) for n in names]
             ax.fill_between(xs, values.min(axis=0), values.max(axis=0), color=group.line_colour, alpha=0.2, linewidth=0)
             ax.plot(xs, values.mean(axis=0), color=group.line_colour, linewidth=2, marker="o", markersize=4,
@@ -493,15 +503,15 @@ def experts_by_step(groups):
     headline = (f"With experts in the shared block, step 2 routes differently from step 1: "
                 f"{statistics.fmean(shifts):.0%}{spread} of the tokens' routing mass moves")
     caption = ("ACT with 4 experts in its shared block on the moe-domains mixture, " + run.name + ": the share of "
-               "each step's tokens sent to each expert (left, final evaluation) and, for tokens grouped by how many "
+               "each step's tokens sent to each expert (left, chosen evaluation) and, for tokens grouped by how many "
                "steps they took in all, their expert at step 1 (right, best model). The headline's shift is the "
                "mean over seeds, " + plots.seeds_note([group]) + ".")
     return Drawn(fig, headline, caption, [group])
 
 
 def step_shares(run, k, e):
-    """[step][expert]: the share of each step's tokens that each expert takes (final evaluation)."""
-    return np.array([[final(run)[f"act/expert/s{n}/e{x}"] for x in range(e)] for n in range(1, k + 1)])
+    """[step][expert]: the share of each step's tokens that each expert takes (chosen evaluation)."""
+    return np.array([[evaluation(run)[f"act/expert/s{n}/e{x}"] for x in range(e)] for n in range(1, k + 1)])
 
 
 def routing_shift(shares):
@@ -517,17 +527,19 @@ def routing_shift(shares):
 def table(groups):
     rows = []
     for group in groups:
-        cells = [group.label, f"{statistics.fmean(mean_steps(r) for r in group.runs):.2f}"]
+        cells = [group.label, f"{group.runs[0].summary['params']:,}",
+                 f"{statistics.fmean(mean_steps(r) for r in group.runs):.2f}"]
         for task in TASKS:
             held_in = [accuracy(r, task) for r in group.runs]
             held = [accuracy(r, task, True) for r in group.runs]
             cells.append(f"{statistics.fmean(held_in):.2f} / {statistics.fmean(held):.2f}")
         rows.append(cells)
-    header = ["arm", "steps", *(TASK_TITLES[t].replace(" ", "\n") for t in TASKS)]
-    fig = plots.table_figure(header, rows, widths=[1.3, 0.7, 1.25, 1.25, 1.25, 1.25], align="lrcccc",
+    header = ["arm", "params", "steps", *(TASK_TITLES[t].replace(" ", "\n") for t in TASKS)]
+    fig = plots.table_figure(header, rows, widths=[1.3, 0.8, 0.7, 1.25, 1.25, 1.25, 1.25], align="lrrcccc",
                              greyed_rows=plots.stale_rows(groups))
     caption = ("Every arm of act-tasks: mean block steps a token, and exact answers per task as trained "
-               "difficulties / held-out difficulties (mean over seeds; final evaluation). "
+               "difficulties / held-out difficulties (mean over seeds; each run at its chosen evaluation), and the "
+               "parameters of each arm (seeds alike). "
                + plots.seeds_note(groups) + ".")
     best = max(plots.current(groups), key=lambda g: statistics.fmean(
         accuracy(r, t) for r in g.runs for t in TASKS))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from analysis import style
 from runs.store import load_recipe_runs, load_run, staleness
@@ -246,6 +247,35 @@ def tied(values_a, values_b):
     of their seeds' standard deviations: a headline must not crown a winner the seeds cannot tell."""
     spread = sum(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (values_a, values_b))
     return abs(statistics.fmean(values_a) - statistics.fmean(values_b)) <= spread
+
+
+@dataclass(frozen=True)
+class Difference:
+    """a - b over seeds: the difference of the means and its 95% Welch interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    @property
+    def verdict(self):
+        """The rule of Parts 5-7: a win (or a loss) when the interval lies above (below) 0, else a tie."""
+        return "win" if self.low > 0 else "loss" if self.high < 0 else "tie"
+
+    def __str__(self):
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def difference(a, b):
+    """Two arms' per-seed numbers (independent runs, at least 2 each): Welch's t interval for the
+    difference of their means, which counts both sides' spread and does not assume it is equal."""
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("a difference over seeds needs at least 2 seeds on each side")
+    mean = statistics.fmean(a) - statistics.fmean(b)
+    if statistics.stdev(a) == statistics.stdev(b) == 0:  # no spread at all: the interval is the point
+        return Difference(mean, mean, mean)
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    return Difference(mean, float(interval.low), float(interval.high))
 
 
 def mean_sd(values, digits=3, suffix=""):

@@ -20,16 +20,23 @@ def test_spearman_ranks_ties_by_their_average_and_is_zero_for_a_flat_side():
     assert part5.spearman([1, 2, 3], [2, 2, 2]) == 0.0
 
 
-def test_fixed_depth_is_interpolated_between_the_nearest_depths():
-    curve = {1: [0.5, 0.5], 2: [0.7, 0.9], 4: [1.0, 1.0]}
-    assert part5.interpolate(curve, 1.5) == pytest.approx(0.65)
-    assert part5.interpolate(curve, 3.0) == pytest.approx(0.9)
+def test_welchs_interval_is_the_textbook_one_and_decides_win_tie_and_loss():
+    # means 2 and 5, variances 1 and 1, n = 3 each: se = sqrt(2/3), df = 4, t(0.975, 4) = 2.7764
+    gap = plots.difference([1, 2, 3], [4, 5, 6])
+    assert gap.mean == pytest.approx(-3) and gap.high == pytest.approx(-3 + 2.7764 * (2 / 3) ** 0.5, abs=1e-4)
+    assert gap.low == pytest.approx(-3 - 2.7764 * (2 / 3) ** 0.5, abs=1e-4) and gap.verdict == "loss"
+    assert plots.difference([0.3, 0.5, 0.4], [0.41, 0.39, 0.4]).verdict == "tie"
+    assert plots.difference([0.5, 0.5], [0.4, 0.4]).verdict == "win"  # no spread on either side
+    assert str(plots.difference([1, 2, 3], [4, 5, 6])) == "-3.000 [-5.267, -0.733]"
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        plots.difference([1.0], [1.0, 2.0])
 
 
 def record(step, arm, flags, seed, quality):
     """A final evaluation of the act-tasks kind: accuracy falls with difficulty, from `quality`;
     ACT takes more steps on harder items."""
-    values = {"step": step, "train_loss": 1.0, "test_loss": 1.0, "tokens_per_s": 1000.0, "step_ms": 10.0}
+    values = {"step": step, "train_loss": 1.0, "test_loss": 1.0, "valid_loss": 1.0 - quality,
+              "tokens_per_s": 1000.0, "step_ms": 10.0}
     k = flags.get("act-max-steps")
     for task, difficulties in TASK_DOMAINS.items():
         for rank, d in enumerate(difficulties):
@@ -44,7 +51,7 @@ def record(step, arm, flags, seed, quality):
     return values
 
 
-def write_task_runs(results):
+def write_task_runs(results, last_is_worse=False):
     arms = {"dense": ({}, 0.9), "fixed-1": ({"act-fixed-steps": 1}, 0.6), "fixed-2": ({"act-fixed-steps": 2}, 0.8),
             "fixed-3": ({"act-fixed-steps": 3}, 0.85), "act-tau1e-2": ({"act-max-steps": 3, "ponder-cost": 0.01}, 0.9),
             "act-tau1e-1": ({"act-max-steps": 3, "ponder-cost": 0.1}, 0.7)}
@@ -54,6 +61,8 @@ def write_task_runs(results):
             config = run_config("act-tasks", f"{arm},seed={seed}", arm=arm, seed=seed, steps=200, flags=flags,
                                 variant="act", domains=[f"{t}-{d:02d}" for t, ds in TASK_DOMAINS.items() for d in ds])
             metrics = [record(s, arm, flags, seed, quality * s / 200) for s in (0, 100, 200)]
+            if last_is_worse:  # overtrained: the validation loss rises again
+                metrics.append(record(300, arm, flags, seed, quality * 0.5))
             write_run(results, config, metrics, {"parameters": {"total": 1000, "active": 1000}})
 
 
@@ -73,13 +82,20 @@ def test_accuracy_is_averaged_over_trained_or_held_out_difficulties(task_groups)
     assert part5.mean_steps(act, "parity") == pytest.approx(1.75)  # ACT's measured steps, trained domains
 
 
-def test_act_gaps_compare_each_seed_with_fixed_depth_at_its_own_steps(task_groups):
+def test_a_run_is_read_at_its_lowest_validation_loss_not_its_last_evaluation(tmp_path):
+    write_task_runs(tmp_path, last_is_worse=True)
+    run = load_recipe_runs(tmp_path / "act-tasks")[0]
+    assert part5.evaluation(run)["step"] == 200 and run.metrics[-1]["step"] == 300
+
+
+def test_act_gaps_compare_act_with_each_fixed_depth_seed_at_acts_steps(task_groups):
     gaps = part5.act_gaps(task_groups, "addition")
     def held_in(quality, seed):  # the mean over the two trained difficulties
         return quality - 0.075 + 0.01 * seed
-    fixed_1, fixed_2 = held_in(0.6, 2), held_in(0.8, 2)  # the mean over seeds 1-3 is seed 2's
-    at_its_steps = fixed_1 + 0.75 * (fixed_2 - fixed_1)  # ACT took 1.75 steps on addition
-    assert gaps["act-tau1e-2"][0] == pytest.approx(held_in(0.9, 1) - at_its_steps)
+    act = [held_in(0.9, seed) for seed in (1, 2, 3)]
+    # ACT took 1.75 steps on addition: each fixed seed three quarters of the way from depth 1 to 2
+    fixed = [held_in(0.6, seed) + 0.75 * (held_in(0.8, seed) - held_in(0.6, seed)) for seed in (1, 2, 3)]
+    assert gaps["act-tau1e-2"] == plots.difference(act, fixed) and gaps["act-tau1e-2"].mean == pytest.approx(0.15)
     assert part5.pareto_headline(task_groups).startswith(
         "ACT minus tied fixed depth at the same mean steps, best to worst tau: parity")
 
@@ -111,10 +127,10 @@ def test_the_wall_time_headline_says_whether_time_tracks_work():
     assert part5.wall_time_headline(within, 6).startswith("ACT's time tracks its work: ACT costs 1.10x")
 
 
-def test_a_gap_within_its_seeds_spread_is_a_tie_and_the_headline_shows_best_and_worst_tau():
-    assert part5.gap_verdict([0.10, 0.12, 0.11]) == "+0.11"
-    assert part5.gap_verdict([0.01, -0.02, 0.02]) == "ties"
-    assert part5.gap_verdict([-0.20, -0.22, -0.21]) == "-0.21"
+def test_a_gap_whose_interval_holds_zero_is_a_tie():
+    assert part5.gap_verdict(plots.difference([0.90, 0.92, 0.91], [0.80, 0.81, 0.79])) == "+0.11"
+    assert part5.gap_verdict(plots.difference([0.80, 0.78, 0.83], [0.80, 0.81, 0.79])) == "ties"
+    assert part5.gap_verdict(plots.difference([0.60, 0.58, 0.59], [0.80, 0.81, 0.79])) == "-0.21"
 
 
 def test_the_routing_shift_is_the_share_of_routing_mass_that_moves_between_steps():

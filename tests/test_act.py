@@ -306,6 +306,12 @@ def test_every_evaluation_logs_pondering_and_answers_per_domain(variant, tasks, 
     (["--answer-loss-only"], "--answer-loss-only needs --answer-sep"),
     (["--held-out", "nosuch"], "--held-out 'nosuch' is not a domain"),
     (["--answer-sep", "#"], "has no separator"),
+    (["--held-out", "ordered-04,parity-05,parity-06"], "--held-out names every domain"),
+    (["--ponder-cost", "0.1"], "--ponder-cost needs --act-max-steps"),
+    (["--act-fixed-steps", "2", "--halt-bias-init", "0"], "--halt-bias-init needs --act-max-steps"),
+    (["--act-max-steps", "3", "--ponder-cost", "nan"], "--ponder-cost must be a finite number, not nan"),
+    (["--act-max-steps", "3", "--halt-bias-init", "inf"], "--halt-bias-init must be a finite number, not inf"),
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number, not nan"),
 ])
 def test_bad_act_flags_are_one_line_errors(mm, tasks, tmp_path, capsys, flags, message):
     try:

@@ -7,6 +7,7 @@ when summary.json exists (written last); everything before that can be interrupt
 import contextlib
 import importlib.metadata
 import io
+import json
 import os
 import platform
 import re
@@ -24,6 +25,7 @@ import apply
 from runs import datasets
 from runs import ROOT, load_module
 from runs.recipe import RecipeError
+from runs.probes import trainers_data
 from runs.store import file_sha256, load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
@@ -122,15 +124,33 @@ def flag_arguments(flags):
 
 
 def check_flags(jobs, recipe_name):
-    """Parse every run's command line with the variant's own parser, so that a flag the variant
-    does not have (or a bad value) is one line now rather than a crash in the middle of a recipe."""
-    modules = {}
+    """Parse every run's command line with the variant's own parser, and read its data as the run
+    will, so that a flag the variant does not have, a bad value, or one the data cannot serve is
+    one line now rather than a crash in the middle of a recipe. The data is read once per flag set:
+    runs that differ only in their seed ask the same of it."""
+    modules, checked = {}, set()
     for job in jobs:
         file = job.config["file"]
         if file not in modules:
             modules[file] = load_variant(job.config, f"recipe {recipe_name}: ")
         where = f"recipe {recipe_name}: run {job.name}: {file} says: "
-        parse_flags(modules[file], job.config["argv"][1:], where)
+        args = parse_flags(modules[file], job.config["argv"][1:], where)
+        flag_set = (file, json.dumps(job.config["flags"], sort_keys=True))
+        if flag_set not in checked and not job.state == "finished":
+            check_data(modules[file], args, where)
+            checked.add(flag_set)
+
+
+def check_data(module, args, where):
+    """What the flags ask of the data: a held-out domain that is not there, a separator an item
+    lacks, a --top-k above the vocabulary (the spine would crash at its first sample: see
+    docs/spine.md)."""
+    try:
+        data = trainers_data(module, args)
+    except module.UsageError as error:
+        raise RecipeError(where + str(error)) from None
+    if args.top_k > len(data.vocab):
+        raise RecipeError(where + f"--top-k {args.top_k} is more than the vocabulary's {len(data.vocab)} tokens")
 
 
 def parse_flags(module, argv, where):

@@ -495,6 +495,7 @@ def test_a_recipe_cannot_be_named_after_the_sample_command(lab, capsys):
     ("variant", "extra:variant = \"warp-drive\"", "no patch named 'warp-drive'"),
     ("data", "file:/no/such/names.txt", "dataset:"),
     ("toml", "raw:steps = = 3", "not valid TOML"),
+    ("topk", "grid:top-k = [100]", "--top-k 100 is more than the vocabulary's"),
 ])
 def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, message):
     if text is not None:
@@ -510,6 +511,17 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     assert error.count("\n") == 1 and error.startswith("runs: error: ")
     assert message in error
     assert not (lab.results / name).exists()
+
+
+def test_a_flag_the_data_cannot_serve_is_one_line_before_any_run_trains(lab, capsys):
+    """A held-out domain the data does not have: found when the runner reads each flag set's data
+    as its runs will, before any of them trains."""
+    lab.write("held", recipe_text(lab.names_file, extra='variant = "act"', grid='ponder-cost = [0.01, 0.1]\n'
+                                                                               'act-max-steps = [2]\nheld-out = ["nosuch"]'))
+    assert lab.main("held") == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "'nosuch' is not a domain" in error
+    assert not (lab.results / "held").exists()
 
 
 @pytest.mark.parametrize("source, line, problem", [

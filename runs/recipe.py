@@ -104,14 +104,14 @@ def parse_recipe(name, table):
     recipe = Recipe(
         name=name,
         purpose=_typed(table, "purpose", str, where),
-        variant=table.get("variant", "spine"),
+        variant=_typed(table, "variant", str, where) if "variant" in table else "spine",
         steps=_typed(table, "steps", int, where),
         seeds=_typed(table, "seeds", list, where),
         dataset=_dataset(table["dataset"], where),
-        flags=_flags(table.get("flags", {}), f"{where}: [flags]"),
-        grid=_grid(table.get("grid", {}), where),
-        arms=[_arm(arm, where) for arm in table.get("arm", [])],
-        probes=table.get("probes", ["samples"]),
+        flags=_flags(_table(table, "flags", where), f"{where}: [flags]"),
+        grid=_grid(_table(table, "grid", where), where),
+        arms=[_arm(arm, where) for arm in _arms(table, where)],
+        probes=_probes(table, where),
     )
     _check(recipe, where)
     return recipe
@@ -147,7 +147,7 @@ def _no_unknown_keys(table, known, where):
         raise RecipeError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
 
 
-KIND_NAMES = {int: "an integer", str: "a string", list: "a list"}
+KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "a table"}
 
 
 def _typed(table, key, kind, where):
@@ -157,9 +157,31 @@ def _typed(table, key, kind, where):
     return value
 
 
+def _table(table, key, where):
+    """An optional [key] table ({} when absent), refused in one line when it is not a table."""
+    return _typed(table, key, dict, where) if key in table else {}
+
+
+def _arms(table, where):
+    arms = table.get("arm", [])
+    if not isinstance(arms, list) or not all(isinstance(arm, dict) for arm in arms):
+        raise RecipeError(f"{where}: 'arm' must be a list of [[arm]] tables, not {arms!r}")
+    return arms
+
+
+def _probes(table, where):
+    probes = table.get("probes", ["samples"])
+    if not isinstance(probes, list) or not all(isinstance(probe, str) for probe in probes):
+        raise RecipeError(f"{where}: 'probes' must be a list of probe names, e.g. [\"samples\"], not {probes!r}")
+    return probes
+
+
 def _dataset(table, where):
     if not isinstance(table, dict) or "builder" not in table:
         raise RecipeError(f"{where}: [dataset] needs a 'builder'")
+    _typed(table, "builder", str, f"{where}: [dataset]")
+    if "seed" in table:
+        _typed(table, "seed", int, f"{where}: [dataset]")
     args = {key: value for key, value in table.items() if key not in ("builder", "seed")}
     return {"builder": table["builder"], "seed": table.get("seed", 0), "args": args}
 
@@ -197,6 +219,8 @@ def _in_folder_name(text, what):
 
 def _arm(table, where):
     _no_unknown_keys(table, ARM_KEYS, f"{where}: [[arm]]")
+    if "flags" in table:
+        _typed(table, "flags", dict, f"{where}: [[arm]] {table.get('name')!r}")
     if not isinstance(table.get("name"), str) or not table["name"]:
         raise RecipeError(f"{where}: every [[arm]] needs a 'name'")
     _in_folder_name(table["name"], f"{where}: arm name {table['name']!r}")

@@ -146,6 +146,15 @@ def test_an_arms_seeds_replace_the_recipes():
     ({"grid": {"input": [".."]}}, "[grid] input: the value '..' has a '/' or '..'"),
     ({"arm": [{"name": "../elsewhere"}]}, "arm name '../elsewhere' has a '/' or '..'"),
     ({"arm": [{"name": "a/b"}]}, "arm name 'a/b' has a '/' or '..'"),
+    ({"probes": 5}, "'probes' must be a list of probe names"),
+    ({"probes": "samples"}, "'probes' must be a list of probe names, e.g. [\"samples\"], not 'samples'"),
+    ({"flags": 3}, "'flags' must be a table, not 3"),
+    ({"grid": [1]}, "'grid' must be a table, not [1]"),
+    ({"dataset": {"builder": ["names"]}}, "[dataset]: 'builder' must be a string"),
+    ({"dataset": {"builder": "names", "seed": "x"}}, "[dataset]: 'seed' must be an integer"),
+    ({"arm": 3}, "'arm' must be a list of [[arm]] tables"),
+    ({"arm": [{"name": "a", "flags": 3}]}, "[[arm]] 'a': 'flags' must be a table"),
+    ({"variant": 3}, "'variant' must be a string"),
 ])
 def test_a_bad_recipe_is_one_line_naming_the_problem(change, message):
     table = {"purpose": "p", "steps": 10, "seeds": [1], "dataset": {"builder": "names"}, **change}

@@ -20,6 +20,7 @@ import apply
 from analysis import index, part3, part4, part5, part6, part7, plots, staging
 from analysis.index import Figure, write_index
 from analysis.parts import Sources, shown
+from runs import folder_problem
 from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
@@ -185,6 +186,10 @@ def main(argv=None):
         print(f"python -m analysis: error: {error}", file=sys.stderr)
         return 2  # argparse's code for a bad command line
     if args.command == "compare":
+        problem = folder_problem(args.out, "-o")
+        if problem:
+            print(f"python -m analysis compare: error: {problem}", file=sys.stderr)
+            return 2
         try:
             written = plots.compare(args.paths, args.out,
                                     say=lambda line: print(f"note: {line}", file=sys.stderr))

@@ -7,6 +7,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the project root: upstream/, patches/, runs/, ...
 
 
+def folder_problem(path, flag):
+    """Why a folder cannot be made at path (a file stands there, or where one of its parents
+    would be), as one line naming the flag; None when it can."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.exists():
+            return None if place.is_dir() else f"{flag} {path}: {place} is a file, not a folder"
+    return None
+
+
 def load_module(path):
     """A variant file as a module; named after its path, since the spine and its variants all
     call themselves makemore."""

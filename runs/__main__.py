@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from runs import sample
+from runs import folder_problem, sample
 from runs.recipe import RECIPES_DIR, RecipeError, load_recipe, recipe_names
 from runs.runner import CACHE_DIR, QUICK_DIR, Runner, prepare, recipe_lock, shown
 from runs.store import RESULTS_DIR, read_json, staleness
@@ -29,6 +29,10 @@ def parse_args(argv):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     args.results = args.results or (QUICK_DIR if args.quick else RESULTS_DIR)
+    for flag, folder in (("--results", args.results), ("--cache", args.cache)):
+        problem = folder_problem(folder, flag)
+        if problem:
+            parser.error(problem)
     return args
 
 

@@ -121,7 +121,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import apply
-from runs import ROOT
+from runs import ROOT, folder_problem
 
 DATA_DIR = ROOT / "data"
 MIN_ITEMS = 10  # the trainer holds out 10% of each domain for testing, so it needs at least 10
@@ -871,6 +871,9 @@ def main(argv=None):
                         help="a builder argument; the value is read as JSON when it parses, else as a string")
     parser.add_argument("--output-dir", "-o", type=Path, help="where to write the files (default: data/)")
     args = parser.parse_args(argv)
+    problem = folder_problem(args.output_dir or DATA_DIR, "--output-dir")
+    if problem:
+        parser.error(problem)
     try:
         domains = build(args.builder, args.seed, **dict(args.set))
     except DatasetError as error:

@@ -559,6 +559,15 @@ def test_compare_on_a_bad_path_is_a_one_line_error(tmp_path):
     assert result.stdout == ""
 
 
+def test_compare_into_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    assert main(["compare", str(ROOT / "runs" / "results" / "part3-baseline"), "-o",
+                 str(tmp_path / "afile" / "x")]) == 2
+    assert capsys.readouterr().err == f"python -m analysis compare: error: -o {tmp_path / 'afile' / 'x'}: " \
+                                      f"{tmp_path / 'afile'} is a file, not a folder\n"
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_drawing_does_not_import_torch(redrawn):
     _, _, imported = redrawn
     assert "matplotlib" in imported  # the import log was read

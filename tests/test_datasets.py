@@ -210,6 +210,14 @@ BAD_REQUESTS = {
 }
 
 
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit) as exit:
+        main(["names", "-o", str(tmp_path / "afile")])
+    assert exit.value.code == 2 and (tmp_path / "afile").read_text() == "mine"
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"{tmp_path / 'afile'} is a file, not a folder")
+
+
 @pytest.mark.parametrize("builder, seed, args, words", BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys())
 def test_a_bad_request_is_one_line_and_writes_nothing(tmp_path, builder, seed, args, words):
     with pytest.raises(DatasetError) as error:

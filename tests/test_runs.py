@@ -522,6 +522,16 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     assert not (lab.results / name).exists()
 
 
+@pytest.mark.parametrize("flag", ["--results", "--cache"])
+def test_a_results_or_cache_folder_that_is_a_file_is_one_line(tmp_path, capsys, flag):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["part3-baseline", flag, str(tmp_path / "afile" / "sub")])
+    assert exit.value.code == 2 and (tmp_path / "afile").read_text() == "mine"
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"python -m runs: error: {flag} {tmp_path / 'afile' / 'sub'}: {tmp_path / 'afile'} is a file, not a folder"
+
+
 def test_a_flag_the_data_cannot_serve_is_one_line_before_any_run_trains(lab, capsys):
     """A held-out domain the data does not have: found when the runner reads each flag set's data
     as its runs will, before any of them trains."""

@@ -96,6 +96,9 @@ def main(argv=None):
     except RecipeError as error:
         print(f"runs: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the runner took it over: while variants and data were made
+        print("runs: interrupted before any run started: nothing was trained", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -522,6 +522,15 @@ def test_bad_input_is_one_line_before_anything_trains(lab, capsys, name, text, m
     assert not (lab.results / name).exists()
 
 
+def test_ctrl_c_before_any_run_starts_is_one_line(lab, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "prepare", interrupted)  # Ctrl-C while the dataset is built, say
+    lab.write("tiny", recipe_text(lab.names_file))
+    assert lab.main("tiny") == 130
+    assert capsys.readouterr().err == "runs: interrupted before any run started: nothing was trained\n"
+
+
 @pytest.mark.parametrize("flag", ["--results", "--cache"])
 def test_a_results_or_cache_folder_that_is_a_file_is_one_line(tmp_path, capsys, flag):
     (tmp_path / "afile").write_text("mine")

@@ -1315,7 +1315,7 @@ class Project:
             report = [f"{patch.source}: refreshed (+{refreshed.added} -{refreshed.removed} lines)"]
         write_stamp(directory, make_stamp(spine, before + [refreshed], edited))
         problems = self._check_later(edited, entries[k + 1 :])
-        if entries[k + 1 :] and not problems:
+        if entries[k + 1 :] and not problems and refreshed.data != patch.data:
             report.append("the later variants are stale now: run `python apply.py`")
         return report, problems
 
@@ -1421,6 +1421,12 @@ class Project:
     def _check_new_name(self, name: str, entries: list[str]) -> None:
         if not VARIANT_NAME.fullmatch(name):
             raise ApplyError(f"{name!r} is not a patch name: use a-z, 0-9 and '-' (not first)")
+        if name == "spine":
+            raise ApplyError("'spine' names the unpatched file (upstream/makemore.py): choose another name")
+        numbered = re.fullmatch(r"[0-9]+-(.+)", name)
+        if numbered:  # "01-moe" would become 05-01-moe.patch
+            raise ApplyError(f"{name!r} starts with a number: give the name alone ({numbered[1]!r}); "
+                             "the number is the patch's place in the series")
         files = [path.name for path in self.patches_dir.glob("*.patch")]
         taken = {variant_name(file) for file in files + entries if PATCH_FILE.fullmatch(file)}
         if name in taken:

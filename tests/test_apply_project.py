@@ -172,9 +172,10 @@ def test_new_edit_refresh_check_and_git_agrees(project, tmp_path):
 
 def test_refresh_of_an_unedited_variant_leaves_the_patch_byte_identical(project):
     project.add_patch("wide", "return x * self.width", "return 2 * x * self.width", HEADER)
+    project.add_patch("deep", "for step in range(steps):", "for step in range(2 * steps):")
     before = project.patch("wide").read_bytes()
     assert before.startswith(HEADER.encode())
-    assert "unchanged" in project.ok("refresh", "wide")
+    assert project.ok("refresh", "wide") == "patches/01-wide.patch: unchanged\n"  # and nothing later is stale
     assert project.patch("wide").read_bytes() == before
 
 
@@ -355,6 +356,8 @@ def test_new_after_renumbers(project):
     (["new", "wide"], "exists already"),
     (["new", "Bad_Name"], "is not a patch name"),
     (["new", "x_y"], "is not a patch name"),
+    (["new", "01-wide"], "'01-wide' starts with a number: give the name alone ('wide')"),
+    (["new", "spine"], "'spine' names the unpatched file"),
     (["new", "y", "--after", "nope"], "no patch named 'nope'"),
     (["diff", "nope"], "no patch named 'nope'"),
 ])

@@ -16,6 +16,9 @@ from runs.runner import CACHE_DIR, dataset_files, load_variant, parse_flags, sho
 from runs.store import SAMPLE_GROUPS, file_sha256, read_json, staleness
 
 
+MAX_SAMPLES = 10_000
+
+
 class SampleError(Exception):
     """A run that cannot be sampled; the message is one line."""
 
@@ -29,8 +32,8 @@ def parse_args(argv):
     parser.add_argument("-n", "--num", type=int, default=20, help="how many samples (default: 20)")
     parser.add_argument("--seed", type=int, help="the sampling seed (default: the run's own seed)")
     args = parser.parse_args(argv)
-    if args.num < 1:
-        parser.error("-n must be at least 1")
+    if not 1 <= args.num <= MAX_SAMPLES:
+        parser.error(f"-n must be 1 to {MAX_SAMPLES:,} (the trainer's sampler holds every sample in memory at once)")
     return args
 
 
@@ -67,6 +70,9 @@ def sample(directory, num, prompt=None, seed=None):
     args = parse_flags(module, argv + prompt_flag, f"{config['file']} says: ")
     try:
         data = trainers_data(module, args)
+        if prompt is not None and len(prompt) >= data.block_size - 1:
+            raise SampleError(f"--prompt is {len(prompt)} characters: the model writes items of at most "
+                              f"{data.block_size - 1}, so nothing would be left to sample")
         model = module.create_model(args.type, module.model_config(args, data))
         module.restore_weights(model, module.load_checkpoint(weights, data.vocab), weights)
         return module.sample_groups(model, data, args, num=num, seed=args.seed if seed is None else seed)

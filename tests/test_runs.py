@@ -451,12 +451,19 @@ def test_sample_rebuilds_a_dataset_that_is_gone_and_refuses_one_that_changed(tra
     assert "its dataset cannot be rebuilt as it was" in capsys.readouterr().err
 
 
+def test_sample_refuses_more_samples_than_fit_in_memory(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["sample", "any/run", "-n", "100000000"])
+    assert "-n must be 1 to 10,000" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("change, message", [
     ("not a run", "is not a run folder: it has no config.json"),
     ("no weights", "has no model.pt: weights are not committed; train the recipe into a folder of your own "
                    "(python -m runs tiny --results out/mine) and sample out/mine/tiny/type=bigram,seed=1"),
     ("unfinished", "has no model.pt: train it first (python -m runs tiny)"),
     ("prompt", "--prompt has characters the model does not know: 'Z'"),
+    ("long prompt", "characters: the model writes items of at most"),
     ("variant", "variant 'warp-drive': "),
     ("flags", "says: unrecognized arguments: --warp 9"),
 ])
@@ -471,6 +478,8 @@ def test_sample_errors_are_one_line(trained, capsys, tmp_path, change, message):
             (run / "summary.json").unlink()
     elif change == "prompt":
         argv += ["--prompt", "Zed"]
+    elif change == "long prompt":
+        argv += ["--prompt", "a" * 40]
     elif change == "variant":
         config["variant"] = "warp-drive"
     elif change == "flags":

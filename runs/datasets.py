@@ -862,9 +862,23 @@ def parse_setting(text):
         return key, value
 
 
+def builder_help(builder):
+    """The builder's section of this module's docstring: its signature and what it builds."""
+    lines = __doc__.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{builder}("))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" ")), len(lines))
+    return "\n".join(lines[start:end]).rstrip()
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] in BUILDERS and argv[1] in ("-h", "--help"):  # the builder's own arguments
+        print(f"python -m runs.datasets {argv[0]} [--seed N] [--set KEY=VALUE ...] [-o DIR]\n\n"
+              f"{builder_help(argv[0])}")
+        return
     parser = argparse.ArgumentParser(prog="python -m runs.datasets",
-                                     description="Build a dataset of the lab: one DIR/<domain>.txt per domain.")
+                                     description="Build a dataset of the lab: one DIR/<domain>.txt per domain.",
+                                     epilog="A builder's own arguments: python -m runs.datasets BUILDER --help")
     parser.add_argument("builder", metavar="BUILDER", help=f"one of: {', '.join(BUILDERS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="KEY=VALUE",

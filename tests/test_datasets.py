@@ -386,3 +386,14 @@ def test_the_command_line_reports_a_bad_request_in_one_line(tmp_path):
 
     result = subprocess.run([*command[:4], "--set", "digits"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2 and "KEY=VALUE" in result.stderr
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_a_builders_help_shows_its_own_arguments(builder, capsys):
+    main([builder, "--help"])
+    out = capsys.readouterr().out
+    signature = inspect.signature(BUILDERS[builder])
+    doc = out.split("\n\n", 1)[1]
+    heading = doc[:doc.index(")\n") + 1]  # the signature, over as many lines as it takes
+    assert heading.startswith(f"{builder}(seed")
+    assert all(name in heading for name in signature.parameters)  # the docs name every argument

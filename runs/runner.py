@@ -8,6 +8,7 @@ import contextlib
 import importlib.metadata
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -364,6 +365,10 @@ class Runner:
                                              timed=True)
             if code != 0:
                 return self.unfinished(job, code, "training")
+            problem = diverged(job.directory)
+            if problem:  # the trainer finished, but what it learned is not a result
+                self.progress.say(job.name, f"failed: {problem} (log: {shown(job.directory / 'train.log')})")
+                return "failed"
             update_state(job.directory, trained=True)  # the trainer exits 0 only at its last step
         if self.stopping:
             return self.unfinished(job, None, "probes")
@@ -428,6 +433,15 @@ class Runner:
             message = clock and clock.line(line.decode("utf-8", "replace"))
             if message:
                 self.progress.say(job.name, message)
+
+
+def diverged(directory):
+    """Where a run's losses stopped being numbers (nan or inf), as one line; None when they never did."""
+    for record in load_run(directory).metrics:
+        bad = [key for key, value in record.items() if key.endswith("_loss") and not math.isfinite(value)]
+        if bad:
+            return f"training diverged: {bad[0].replace('_', ' ')} {record[bad[0]]} at step {record['step']}"
+    return None
 
 
 def update_state(directory, seconds=0.0, **changes):

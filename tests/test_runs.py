@@ -258,6 +258,13 @@ def test_a_failing_run_is_reported_and_the_others_still_finish(lab, capsys):
     assert (lab.results / "mixed" / "type=bigram,prompt=a,seed=1" / "summary.json").is_file()
 
 
+def test_a_run_whose_loss_became_nan_fails_and_is_not_a_result(lab, capsys):
+    lab.write("wild", recipe_text(lab.names_file, grid='type = ["bigram"]\nlearning-rate = [1e30]', seeds="[1]"))
+    assert lab.main("wild") == 1
+    assert "learning-rate=1e+30,seed=1: failed: training diverged: train loss nan at step 10" in capsys.readouterr().out
+    assert not (lab.results / "wild" / "type=bigram,learning-rate=1e+30,seed=1" / "summary.json").exists()
+
+
 def test_quick_shrinks_the_steps_and_keeps_out_of_the_results(lab, tmp_path, monkeypatch, capsys):
     lab.write("long", recipe_text(lab.names_file, steps=100000, grid='type = ["bigram"]', seeds="[1]",
                                   eval_interval=500))

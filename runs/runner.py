@@ -26,7 +26,7 @@ import apply
 from runs import datasets
 from runs import ROOT, load_module
 from runs.recipe import RecipeError
-from runs.probes import trainers_data
+from runs.probes import CheckpointError, check_checkpoint, trainers_data
 from runs.store import file_sha256, load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
@@ -360,6 +360,12 @@ class Runner:
         if job.state != "probe":
             argv = job.config["argv"] + (["--resume"] if job.state == "resume" else [])
             resuming = job.state == "resume"
+            try:  # a run folder from elsewhere could hold a pickle that runs code when the trainer loads it
+                if resuming:
+                    check_checkpoint(job.directory / "checkpoint.pt")
+            except CheckpointError as error:
+                self.progress.say(job.name, f"failed: {error}")
+                return "failed"
             self.progress.say(job.name, "resuming from its checkpoint" if resuming else "training")
             code = yield from self.supervise(job, [sys.executable] + argv, StepClock(job.config["steps"]),
                                              timed=True)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import apply
 import runs.__main__ as cli
@@ -256,6 +257,23 @@ def test_a_failing_run_is_reported_and_the_others_still_finish(lab, capsys):
     assert "type=bigram,prompt=Z,seed=1: failed (exit 1)" in output
     assert "--prompt has characters the model does not know" in output
     assert (lab.results / "mixed" / "type=bigram,prompt=a,seed=1" / "summary.json").is_file()
+
+
+def test_a_checkpoint_that_would_run_code_is_never_resumed(lab, capsys, tmp_path):
+    from runs.recipe import load_recipe
+    from runs.runner import prepare
+    from test_probes import Opens
+
+    lab.write("one", recipe_text(lab.names_file, grid='type = ["bigram"]', seeds="[1]"))
+    job, = prepare(load_recipe("one", lab.recipes), lab.results, lab.cache)
+    job.directory.mkdir(parents=True)
+    (job.directory / "config.json").write_text(json.dumps(job.config))  # as if it had started here
+    marker = tmp_path / "it ran"
+    torch.save({"model": {}, "payload": Opens(marker)}, job.directory / "checkpoint.pt")
+    assert lab.main("one") == 1
+    out = capsys.readouterr().out
+    assert "type=bigram,seed=1: failed: " in out and "is not a checkpoint of ours" in out
+    assert not marker.exists() and not (job.directory / "summary.json").exists()
 
 
 def test_a_run_whose_loss_became_nan_fails_and_is_not_a_result(lab, capsys):

@@ -60,7 +60,7 @@ def verdict(values, rival_values):
 
 def expert_count(run):
     """The run's experts per layer; 0 for the spine's dense MLP (the arm without --n-expert)."""
-    return run.config["flags"].get("n-expert", 0)
+    return run.config["resolved"].get("n-expert", 0)  # the spine has no experts, nor the flag
 
 
 def routes(group):

@@ -22,7 +22,6 @@ from analysis.parts import Drawn, Part, Skip
 TASKS_RECIPE, NAMES_RECIPE, MOE_RECIPE = "act-tasks", "act-names", "act-moe"
 TASKS = ("parity", "addition", "parens", "ordered")
 TASK_TITLES = {"parity": "parity", "addition": "addition", "parens": "balanced brackets", "ordered": "sortedness"}
-UNTIED_LAYERS = 4  # the spine's n_layer: the dense arm applies four untied blocks to every token
 COLLAPSED = 1.5  # mean steps a token under which halting counts as collapsed
 
 
@@ -46,16 +45,18 @@ def evaluation(run):
 
 def kind(group):
     """'act', 'fixed' or 'dense', from the group's flags."""
-    flags = group.flags
-    return "act" if flags.get("act-max-steps") else "fixed" if flags.get("act-fixed-steps") else "dense"
+    flags = group.resolved
+    return "act" if flags["act-max-steps"] else "fixed" if flags["act-fixed-steps"] else "dense"
 
 
-def depth(group):
-    return group.flags.get("act-fixed-steps") or group.flags.get("act-max-steps") or UNTIED_LAYERS
+def depth(run_or_group):
+    """Block steps: a fixed depth, ACT's most, or the untied stack's layers."""
+    flags = run_or_group.config["resolved"]
+    return flags["act-fixed-steps"] or flags["act-max-steps"] or flags["n-layer"]
 
 
 def held_out(run):
-    return set(filter(None, str(run.config["flags"].get("held-out", "")).split(",")))
+    return set(run.config["resolved"]["held-out"])
 
 
 def domains(run, task, extrapolation=False):
@@ -76,9 +77,8 @@ def accuracy(run, task, extrapolation=False):
 def mean_steps(run, task=None):
     """Block steps a token took: ACT's measured mean (over the task's trained domains), else the
     fixed depth, or the untied layers."""
-    flags = run.config["flags"]
-    if not flags.get("act-max-steps"):
-        return flags.get("act-fixed-steps") or UNTIED_LAYERS
+    if not run.config["resolved"]["act-max-steps"]:
+        return depth(run)
     record = evaluation(run)
     if task is None:
         return record["act/mean_steps"]
@@ -129,7 +129,7 @@ def act_groups(groups):
 
 
 def tau(group):
-    return group.flags.get("ponder-cost", 0.01)
+    return group.resolved["ponder-cost"]
 
 
 def by_tau(groups):
@@ -154,7 +154,7 @@ def accuracy_vs_steps(groups):
             ax.scatter(xs, [accuracy(r, task) for r in group.runs], color=group.line_colour, s=28,
                        marker="o" if group in by_tau(groups) else "^", label=group.name, zorder=3)
         for group in (g for g in groups if kind(g) == "dense"):
-            ax.scatter([UNTIED_LAYERS] * len(group.runs), [accuracy(r, task) for r in group.runs], marker="*",
+            ax.scatter([depth(group)] * len(group.runs), [accuracy(r, task) for r in group.runs], marker="*",
                        s=90, color="black" if not group.stale else style.GREY, label="untied spine", zorder=4)
         ax.set(title=TASK_TITLES[task], ylim=(0, 1.02))
     fig.supxlabel("block steps a token (mean)")
@@ -408,7 +408,7 @@ def halting_over_training(groups):
     axes = np.atleast_1d(axes)
     for ax, group in zip(axes, shown):
         run = group.runs[0]
-        k = run.config["flags"]["act-max-steps"]
+        k = run.config["resolved"]["act-max-steps"]
         records = [r for r in run.metrics if "act/hist/s1" in r]
         grid = np.array([[r[f"act/hist/s{n}"] for r in records] for n in range(1, k + 1)])
         steps = [r["step"] for r in records]
@@ -474,10 +474,10 @@ def wall_time_headline(act, max_steps):
 
 @part.figure(MOE_RECIPE)
 def experts_by_step(groups):
-    group = next((g for g in plots.current(act_groups(groups)) if g.flags.get("n-expert")), None)
+    group = next((g for g in plots.current(act_groups(groups)) if g.resolved["n-expert"]), None)
     if group is None:
         return Skip("no ACT arm with experts")
-    k, e = group.flags["act-max-steps"], group.flags["n-expert"]
+    k, e = group.resolved["act-max-steps"], group.resolved["n-expert"]
     # one seed drawn: expert numbers are arbitrary labels, so they cannot be averaged over seeds
     run = group.runs[0]
     shares = step_shares(run, k, e)

@@ -40,7 +40,7 @@ def rounds(run):
 
 
 def cost(group):
-    return group.flags.get("tool-cost", 0.1)
+    return group.resolved["tool-cost"]
 
 
 def learned(groups, kind):

@@ -31,7 +31,6 @@ from runs.store import ROOT, file_sha256
 RECIPE = "neuro-symbolic-cycles"
 ARMS = ("full", "remedy", "no-abstraction", "no-guide", "enumeration")  # the recipe's order
 HELD_OUT_DOMAIN = "lists.test"
-DEFAULT_NODES = 3000  # --synth-nodes' default: the search budget per task and wake
 
 
 def arm_name(config):
@@ -70,7 +69,7 @@ def last(run):
 def complete(run):
     """A run whose synth.json holds every wake: one per cycle and the last, after training."""
     record = synth(run)
-    return record is not None and len(record["wakes"]) == run.config["flags"].get("synth-cycles", 3) + 1
+    return record is not None and len(record["wakes"]) == run.config["resolved"]["synth-cycles"] + 1
 
 
 def synthesised(groups):
@@ -86,7 +85,7 @@ def arm(groups, name):
 
 
 def budget(run):
-    return run.config["flags"].get("synth-nodes", DEFAULT_NODES)
+    return run.config["resolved"]["synth-nodes"]
 
 
 def held_out(run):
@@ -514,7 +513,7 @@ def lost(groups):
 
 def unguided(group):
     """Whether the arm searched under the library's own prior (so a lost task's cost compares like with like)."""
-    return group.runs[0].config["flags"].get("synth-guide") == "off"
+    return group.runs[0].config["resolved"]["synth-guide"] == "off"
 
 
 def lost_headline(shown):

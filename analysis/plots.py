@@ -14,8 +14,9 @@ from analysis import style
 from runs.store import load_recipe_runs, load_run, staleness
 
 # config.json fields that differ between the seeds of one configuration (the seed, and the run
-# name and command line that carry it); everything else must match for runs to be averaged
-PER_SEED_FIELDS = ("seed", "run", "argv", "command")
+# name, command line and resolved flags that carry it); everything else must match for runs to be
+# averaged
+PER_SEED_FIELDS = ("seed", "run", "argv", "command", "resolved")
 
 
 # -----------------------------------------------------------------------------
@@ -36,7 +37,13 @@ class RunGroup:
 
     @property
     def flags(self):
+        """The flags the recipe set: what tells the configurations apart."""
         return self.config["flags"]
+
+    @property
+    def resolved(self):
+        """Every flag as the variant resolved it, defaults included (config.json's "resolved")."""
+        return self.config["resolved"]
 
     @property
     def label(self):

@@ -107,9 +107,10 @@ def dataset_files(dataset, cache_dir):
 
 
 def shrunk(spec):
-    """A --quick run: few steps, and evaluations often enough to draw a curve from them."""
+    """A --quick run: few steps, and an evaluation every tenth of them (or the recipe's own interval,
+    when shorter), so that a curve can be drawn."""
     steps = min(spec.steps, QUICK_STEPS)
-    interval = min(int(spec.flags.get("eval-interval", 500)), max(1, steps // 10))
+    interval = min(int(spec.flags.get("eval-interval", steps)), max(1, steps // 10))
     return replace(spec, steps=steps, flags={**spec.flags, "eval-interval": interval})
 
 
@@ -136,10 +137,18 @@ def check_flags(jobs, recipe_name):
             modules[file] = load_variant(job.config, f"recipe {recipe_name}: ")
         where = f"recipe {recipe_name}: run {job.name}: {file} says: "
         args = parse_flags(modules[file], job.config["argv"][1:], where)
+        job.config["resolved"] = resolved_flags(args)
         flag_set = (file, json.dumps(job.config["flags"], sort_keys=True))
         if flag_set not in checked and not job.state == "finished":
             check_data(modules[file], args, where)
             checked.add(flag_set)
+
+
+def resolved_flags(args):
+    """Every flag as the variant's parser resolved it, defaults included, under its long name: what
+    analysis reads, so that nothing downstream restates a variant's default."""
+    return {name.replace("_", "-"): str(value) if isinstance(value, Path) else value
+            for name, value in sorted(vars(args).items())}
 
 
 def check_data(module, args, where):

@@ -6,7 +6,8 @@ import functools
 import json
 
 import apply
-from runs.runner import flag_arguments
+from runs import load_module
+from runs.runner import flag_arguments, parse_flags, resolved_flags
 from runs.store import ROOT, file_sha256, write_json, write_samples
 
 SPINE_FILE = "upstream/makemore.py"
@@ -28,7 +29,16 @@ def run_config(recipe, name, *, arm, seed, steps, flags, variant="spine", domain
             "command": "python " + " ".join(argv),
             "dataset": {"builder": "mixture" if len(domains) > 1 else domains[0], "seed": 0, "args": {},
                         "files": files},
-            "code": code(variant, changed), "torch": "2.13.0+cpu", "python": "3.11.7", "threads": 1}
+            "code": code(variant, changed), "torch": "2.13.0+cpu", "python": "3.11.7", "threads": 1,
+            "resolved": resolved_flags(parse_flags(variant_module(variant), argv[1:], f"{name}: "))}
+
+
+@functools.cache
+def variant_module(variant):
+    """The variant's own module, whose parser resolves a run's flags as the runner has it do."""
+    if variant == "spine":
+        return load_module(ROOT / SPINE_FILE)
+    return load_module(apply.Project(ROOT).ensure_variant(variant) / "makemore.py")
 
 
 def code(variant, changed=None):
@@ -79,13 +89,14 @@ def sample_counts(samples):
 
 def summary(metrics, probes, wall_s):
     """summary.json from the evaluations and the probes, as runs/runner.py's summarize makes it."""
-    final, best = metrics[-1], min(metrics, key=lambda record: record["test_loss"])
+    chosen_by = "valid_loss" if "valid_loss" in metrics[-1] else "test_loss"
+    final, best = metrics[-1], min(metrics, key=lambda record: record[chosen_by])
     domains = [key.split("/", 1)[1] for key in final if key.startswith("test_loss/")]
     timed = [record for record in metrics if record.get("step_ms") is not None]
     return {
         "steps": final["step"], "params": probes["parameters"]["total"],
         "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
-        "best_test_loss": best["test_loss"], "best_step": best["step"],
+        "best_test_loss": best["test_loss"], "best_step": best["step"], "chosen_by": chosen_by,
         "final_test_loss_by_domain": {d: final[f"test_loss/{d}"] for d in domains},
         "best_test_loss_by_domain": {d: best[f"test_loss/{d}"] for d in domains},
         "tokens_per_s": sum(r["tokens_per_s"] for r in timed) / len(timed),

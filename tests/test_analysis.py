@@ -199,7 +199,7 @@ def test_labels_name_the_variant_and_the_flags_that_differ(results):
 def test_labels_tell_quick_from_full_runs_not_by_their_evaluation_interval():
     def config(arm, quick):
         steps, interval = (200, 20) if quick else (3000, 250)
-        return run_config("moe-names", f"{arm},seed=1", arm=arm, seed=1, steps=steps, quick=quick,
+        return run_config("moe-names", f"{arm},seed=1", arm=arm, seed=1, steps=steps, quick=quick, variant="moe",
                           flags={"eval-interval": interval, "n-expert": 4})
     configs = [config(arm, quick) for quick in (True, False) for arm in ("moe-e4", "moe-e8")]
     assert plots.distinguishing_labels(configs, [None] * 4) == [

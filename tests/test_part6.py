@@ -116,7 +116,7 @@ def test_the_share_of_the_gap_to_the_oracle_is_what_the_policy_recovers(tmp_path
 def test_the_dream_headline_compares_with_labels_from_one_round_at_the_same_cost():
     def group(name, accuracies):
         runs = [type("Run", (), {"metrics": [{"tool/acc/computed": a}]})() for a in accuracies]
-        return type("Group", (), {"name": name, "runs": runs, "flags": {"tool-cost": 0.2}})()
+        return type("Group", (), {"name": name, "runs": runs, "resolved": {"tool-cost": 0.2}})()
     dream, single = group("dream-c0.2", [0.96, 0.97, 0.98]), group("labels-c0.2", [0.95, 0.96, 0.97])
     assert part6.dream_headline(dream, single) == ("Computed sums at cost 0.2: 0.97 ± 0.01 right with dream rounds, "
                                                    "0.96 ± 0.01 with labels from one round: a tie")

@@ -175,6 +175,9 @@ def test_a_recipe_trains_every_run_and_records_what_made_it(trained):
     config = json.loads((run / "config.json").read_text())
     assert config["command"].startswith("python upstream/makemore.py -i ")
     assert config["argv"][config["argv"].index("--seed") + 1] == "2" and config["threads"] == 1
+    resolved = config["resolved"]  # every flag, its default included, as the spine's parser resolved it
+    assert resolved["seed"] == 2 and resolved["type"] == "transformer" and resolved["eval-interval"] == 10
+    assert resolved["learning-rate"] == load_module(ROOT / "upstream/makemore.py").parse_args(["-i", "x"]).learning_rate
     assert config["code"] == {"digest": apply.Project(ROOT).code_digest("spine"),
                               "spine": {"path": "upstream/makemore.py",
                                         "sha256": file_sha256(ROOT / "upstream/makemore.py")}, "patches": []}
@@ -705,8 +708,10 @@ def test_committed_results_are_finished_runs_of_their_recipes():
     """And current, but for a recipe that the README's table says is retraining (its figures say
     which runs are stale): between sessions, while a patch's runs are retrained."""
     from runs.recipe import load_recipe
+    from runs.runner import resolved_flags, variant_code
     from runs.store import RESULTS_DIR, staleness
 
+    modules = {}
     retraining = {name for row in (ROOT / "README.md").read_text().splitlines() if "| retraining: " in row
                   for name in row.split("| retraining: ")[1].rstrip(" |").split(", ")}
     committed = subprocess.run(["git", "ls-files", "runs/results"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -717,8 +722,14 @@ def test_committed_results_are_finished_runs_of_their_recipes():
                 continue  # training here, now
             assert run.name in names, f"{run} is not a run of recipe {recipe_dir.name}"
             assert {"config.json", "metrics.jsonl", "summary.json", "samples.txt"} <= {p.name for p in run.iterdir()}
-            stale = staleness(json.loads((run / "config.json").read_text()))
+            config = json.loads((run / "config.json").read_text())
+            stale = staleness(config)
             assert stale is None or recipe_dir.name in retraining, f"{run} is stale: {stale}"
+            if stale is None:  # its resolved flags are what its own variant's parser makes of its command
+                if config["variant"] not in modules:
+                    modules[config["variant"]] = load_module(ROOT / variant_code(config["variant"])["file"])
+                args = modules[config["variant"]].parse_args(config["argv"][1:])
+                assert config["resolved"] == resolved_flags(args), run
 
 
 def test_a_second_runner_on_the_same_recipe_is_refused(lab, capsys):

@@ -9,7 +9,6 @@ its answers with a call forced, random calling mixes the two at the policy's cal
 oracle calls exactly where its own answer is wrong. A model's threshold curve calls where its
 probability of opening a call is above a threshold, for every threshold."""
 
-import json
 import statistics
 
 import numpy as np
@@ -30,13 +29,11 @@ part = Part("part6", label=arm_name)
 
 def evaluation(run):
     """tool_eval.json: the final evaluation of every held-out query, and the baselines."""
-    path = run.directory / "tool_eval.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return run.json("tool_eval.json")
 
 
 def rounds(run):
-    path = run.directory / "tool_rounds.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return run.json("tool_rounds.json")
 
 
 def cost(group):

@@ -19,7 +19,6 @@ import math
 import statistics
 import textwrap
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -44,18 +43,9 @@ part = Part("part7", label=arm_name)
 # what a run's synth.json says
 
 
-@functools.lru_cache(maxsize=64)
-def _read(path, mtime_ns, size):
-    return json.loads(Path(path).read_text())
-
-
 def synth(run):
     """synth.json (None when the run wrote none): {"trivial", "wakes", "state"}."""
-    path = run.directory / "synth.json"
-    if not path.is_file():
-        return None
-    stat = path.stat()
-    return _read(str(path), stat.st_mtime_ns, stat.st_size)
+    return run.json("synth.json")
 
 
 def wakes(run):

@@ -8,7 +8,6 @@ weights (model.pt) and writes samples.txt and probes.json (formats: runs/README.
 are not committed, so anything a figure needs from a model has to be measured here.
 """
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from runs import ROOT, load_module
-from runs.store import write_json, write_samples
+from runs.store import load_run, write_json, write_samples
 
 SAMPLES = 500  # enough that the in train / in test / new shares are within a few points
 ATTENTION_TEXTS = 3
@@ -61,7 +60,7 @@ def check_checkpoint(path):
 def probe(directory, *probes):
     directory = Path(directory)
     check_checkpoint(directory / "model.pt")
-    config = json.loads((directory / "config.json").read_text())
+    config = load_run(directory).config
     module = load_module(ROOT / config["file"])
     args = module.parse_args(config["argv"][1:])
     data, initial = initial_model(module, args)

@@ -1,8 +1,10 @@
-"""Run folders: the one place that writes and reads their files, and says whether a run is stale.
+"""Run folders: the one place that declares, writes and reads their files, and says whether a run
+is stale.
 
-A run folder (runs/results/<recipe>/<run>/) holds config.json, metrics.jsonl, probes.json,
-samples.txt and summary.json (formats: runs/README.md). The runner, the probes, the analysis and
-the tests all go through the functions here, so the format has one owner.
+RUN_FILES declares every file a run folder (runs/results/<recipe>/<run>/) may hold, which of them
+are committed and who writes each (formats: runs/README.md, whose table a test holds to this one,
+as it holds .gitignore). The runner, the probes, the analysis and the tests read them through
+here, so the format has one owner.
 """
 
 import functools
@@ -17,6 +19,34 @@ from runs import ROOT
 
 RESULTS_DIR = ROOT / "runs" / "results"
 SAMPLE_GROUPS = ("in train", "in test", "new")
+
+
+@dataclass(frozen=True)
+class RunFile:
+    name: str
+    committed: bool
+    holds: str  # what it holds and who writes it: runs/README.md's table says the same
+
+
+RUN_FILES = (
+    RunFile("config.json", True, "what produced the run (below); written by the runner"),
+    RunFile("metrics.jsonl", True, "the trainer's log: one JSON object per evaluation"),
+    RunFile("summary.json", True, "final numbers, written last by the runner"),
+    RunFile("samples.txt", True, "samples of the trained model, grouped as in train / in test / new (the probes)"),
+    RunFile("probes.json", True, "measurements of the trained (and the initial) model (the probes)"),
+    RunFile("tool_eval.json", True, "every held-out query's answers and the baselines at the last evaluation "
+                                    "(the trainer, 03-tool-token.patch)"),
+    RunFile("tool_rounds.json", True, "the calling policy before each round of call labels and dreams, and now "
+                                      "(the trainer, 03-tool-token.patch)"),
+    RunFile("synth.json", True, "every wake's solutions, library and search costs (the trainer, "
+                                "04-neuro-symbolic.patch)"),
+    RunFile("train.log", False, "the output of the trainer and of the probes"),
+    RunFile("model.pt", False, "the chosen weights (what the probes and `python -m runs sample` load)"),
+    RunFile("checkpoint.pt", False, "everything `--resume` needs; deleted when the run is finished"),
+    RunFile(".runner.json", False, "the runner's bookkeeping: training time across resumes, and whether "
+                                   "training is done"),
+)
+RUN_FILE_NAMES = {file.name for file in RUN_FILES}
 
 
 def file_sha256(path):
@@ -51,12 +81,27 @@ class Run:
     def finished(self):
         return self.summary is not None
 
+    def json(self, name):
+        """A declared JSON file of the run, read; None when the run has none."""
+        if name not in RUN_FILE_NAMES or not name.endswith(".json"):
+            raise ValueError(f"{name} is not a JSON file a run folder holds (runs.store.RUN_FILES)")
+        path = self.directory / name
+        if not path.is_file():
+            return None
+        stat = path.stat()  # read once while unchanged: figures ask for a run's files many times
+        return _read_once(str(path), stat.st_mtime_ns, stat.st_size)
+
     @property
     def chosen(self):
         """The evaluation whose weights model.pt holds, by the trainer's rule: the lowest valid_loss
         when the run holds items back for validation (--validation), else the lowest test_loss."""
         key = "valid_loss" if "valid_loss" in self.metrics[-1] else "test_loss"
         return min(self.metrics, key=lambda record: record[key])
+
+
+@functools.lru_cache(maxsize=128)
+def _read_once(path, mtime_ns, size):
+    return json.loads(Path(path).read_text())
 
 
 def load_run(directory):

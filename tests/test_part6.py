@@ -9,7 +9,7 @@ import pytest
 
 from analysis import part6, plots
 from analysis.parts import Sources
-from runs.store import load_recipe_runs, write_json
+from runs.store import Run, load_recipe_runs, write_json
 from support import run_config, write_run
 
 TYPES = part6.TYPES
@@ -44,7 +44,7 @@ def evaluation(called, own, with_tool, cost=0.2):
 def test_the_calibration_split_compares_own_answers_where_it_called_and_where_it_did_not(tmp_path):
     e = evaluation(called=[True, True, False, False], own=[False, True, True, True],
                    with_tool=[True, True, False, True])
-    run = type("Run", (), {"directory": tmp_path})()
+    run = Run(tmp_path, config={}, summary=None)
     write_json(tmp_path / "tool_eval.json", e)
     split = part6.calibration(run)
     assert split["called"] == {"own": 0.5, "policy": 1.0, "n": 2}
@@ -104,7 +104,7 @@ def test_the_share_of_the_gap_to_the_oracle_is_what_the_policy_recovers(tmp_path
     # own answers right on 2 of 4, the tool right on 3 of 4; the policy calls on the two it gets wrong
     e = evaluation(called=[True, True, False, False], own=[False, False, True, True],
                    with_tool=[True, False, True, True])
-    run = type("Run", (), {"directory": tmp_path})()
+    run = Run(tmp_path, config={}, summary=None)
     write_json(tmp_path / "tool_eval.json", e)
     assert part6.oracle_share(run) == pytest.approx(1.0)  # never 0.5, oracle 0.75, policy 0.75
     e = evaluation(called=[False, True, False, False], own=[False, False, True, True],

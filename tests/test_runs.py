@@ -732,6 +732,23 @@ def test_committed_results_are_finished_runs_of_their_recipes():
                 assert config["resolved"] == resolved_flags(args), run
 
 
+def test_every_file_a_run_folder_holds_is_declared_once_and_git_agrees():
+    """runs.store.RUN_FILES is the one list: the committed results hold only its committed files,
+    .gitignore ignores exactly the others, and runs/README.md's table says the same."""
+    from runs.store import RUN_FILES
+
+    committed = subprocess.run(["git", "ls-files", "runs/results"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.split("\n")
+    names = {Path(path).name for path in committed if path.count("/") == 4}
+    assert names <= {f.name for f in RUN_FILES if f.committed}
+    for file in RUN_FILES:
+        ignored = subprocess.run(["git", "check-ignore", "-q", f"runs/results/r/run,seed=1/{file.name}"], cwd=ROOT)
+        assert (ignored.returncode == 0) == (not file.committed), file.name
+    table = [f"| `{f.name}` | {'yes' if f.committed else 'no'} | {f.holds} |" for f in RUN_FILES]
+    readme = (ROOT / "runs" / "README.md").read_text()
+    assert "| file | committed | what it holds |\n|---|---|---|\n" + "\n".join(table) + "\n\n" in readme
+
+
 def test_a_second_runner_on_the_same_recipe_is_refused(lab, capsys):
     from runs.runner import recipe_lock
 

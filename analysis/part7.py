@@ -25,7 +25,8 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis import plots, style
 from analysis.parts import Drawn, Part, Skip
-from runs.store import ROOT, file_sha256
+from runs import file_sha256
+from runs.store import ROOT
 
 RECIPE = "neuro-symbolic-cycles"
 ARMS = ("full", "remedy", "no-abstraction", "no-guide", "enumeration")  # the recipe's order

@@ -1,10 +1,15 @@
 """Train: recipes, datasets, the runner and its results."""
 
+import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # the project root: upstream/, patches/, runs/, ...
+
+
+def file_sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def folder_problem(path, flag):

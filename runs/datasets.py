@@ -121,7 +121,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import apply
-from runs import ROOT, folder_problem
+from runs import ROOT, file_sha256, folder_problem
 
 DATA_DIR = ROOT / "data"
 MIN_ITEMS = 10  # the trainer holds out 10% of each domain for testing, so it needs at least 10
@@ -764,10 +764,6 @@ def build(builder: str, seed: int = 0, **args) -> dict[str, list[str]]:
 
 # --- the cache ---
 
-def sha256_of(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def input_files(builder, args):
     """The files a build reads: their bytes are part of its cache key."""
     if builder == "names":
@@ -788,7 +784,7 @@ def builder_versions(builder, args):
 
 def cache_key(builder, seed, args):
     request = {"builder": builder, "seed": seed, "args": args, "version": builder_versions(builder, args),
-               "inputs": [sha256_of(path) for path in input_files(builder, args)]}
+               "inputs": [file_sha256(path) for path in input_files(builder, args)]}
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -800,7 +796,7 @@ def cached_files(folder):
                  for entry in manifest["files"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if files and all(file["path"].is_file() and sha256_of(file["path"]) == file["sha256"] for file in files):
+    if files and all(file["path"].is_file() and file_sha256(file["path"]) == file["sha256"] for file in files):
         return files
     return None
 
@@ -813,7 +809,7 @@ def write_build(folder, domains, request):
         entries = []
         for domain, items in domains.items():
             path = write_items(items, staging / f"{domain}.txt")
-            entries.append({"domain": domain, "file": path.name, "sha256": sha256_of(path), "items": len(items)})
+            entries.append({"domain": domain, "file": path.name, "sha256": file_sha256(path), "items": len(items)})
         manifest = {**request, "files": entries}
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if folder.exists() and cached_files(folder) is None:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import apply
 from runs import datasets
-from runs import ROOT, load_module
+from runs import ROOT, file_sha256, load_module
 from runs.recipe import RecipeError
 from runs.probes import CheckpointError, check_checkpoint, trainers_data
-from runs.store import file_sha256, load_run, read_json, write_json
+from runs.store import load_run, read_json, write_json
 
 SPINE_FILE = ROOT / "upstream" / "makemore.py"
 QUICK_DIR = ROOT / "out" / "quick"  # where --quick runs go: never into the results
@@ -89,8 +89,7 @@ def variant_code(name):
     project = apply.Project(ROOT)
     try:
         digest = project.code_digest(name)  # checks the pin, for the spine's recipes too
-        entries = project.entries()
-        upto = [] if name == "spine" else entries[:project.position(entries, name) + 1]
+        upto = project.series_up_to(name)
         file = SPINE_FILE if name == "spine" else project.ensure_variant(name) / "makemore.py"
     except apply.ApplyError as error:
         raise RecipeError(f"variant {name!r}: {error}") from None

@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from runs import ROOT
+from runs import ROOT, file_sha256
 from runs.probes import CheckpointError, check_checkpoint, trainers_data
 from runs.recipe import RecipeError
 from runs.runner import CACHE_DIR, dataset_files, load_variant, parse_flags, shown, variant_code
-from runs.store import SAMPLE_GROUPS, file_sha256, read_json, staleness
+from runs.store import SAMPLE_GROUPS, read_json, staleness
 
 
 MAX_SAMPLES = 10_000

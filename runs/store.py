@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import apply
-from runs import ROOT
+from runs import ROOT, file_sha256
 
 RESULTS_DIR = ROOT / "runs" / "results"
 SAMPLE_GROUPS = ("in train", "in test", "new")
@@ -47,10 +47,6 @@ RUN_FILES = (
                                    "training is done"),
 )
 RUN_FILE_NAMES = {file.name for file in RUN_FILES}
-
-
-def file_sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_json(path):

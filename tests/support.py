@@ -6,9 +6,9 @@ import functools
 import json
 
 import apply
-from runs import load_module
+from runs import file_sha256, load_module
 from runs.runner import flag_arguments, parse_flags, resolved_flags
-from runs.store import ROOT, file_sha256, write_json, write_samples
+from runs.store import ROOT, write_json, write_samples
 
 SPINE_FILE = "upstream/makemore.py"
 # samples.txt when a test does not care: one new sample is empty (the model stopped at once)

@@ -9,7 +9,8 @@ import pytest
 from analysis import __main__ as analysis_main
 from analysis import part7, plots
 from analysis.parts import Sources
-from runs.store import file_sha256, load_recipe_runs, write_json
+from runs import file_sha256
+from runs.store import load_recipe_runs, write_json
 from support import run_config, write_run
 
 RECIPE = part7.RECIPE

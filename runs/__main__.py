@@ -20,6 +20,11 @@ def parse_args(argv):
     parser.add_argument("recipe", nargs="?", help="the recipe to train")
     parser.add_argument("--jobs", "-j", type=int, default=1,
                         help="trainings at once; with more than one, each gets one torch thread")
+    parser.add_argument("--list", action="store_true",
+                        help="print the recipe's unfinished runs, one name a line (for a scheduler: see --run)")
+    parser.add_argument("--run", metavar="NAME",
+                        help="train, probe and finish this one run of the recipe, as the pool would; a run that "
+                             "another process is training is left to it")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: at most 200 steps a run, written to out/quick/ instead of results")
     parser.add_argument("--recipes", type=Path, default=RECIPES_DIR, help=argparse.SUPPRESS)  # for tests
@@ -28,6 +33,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.list and args.run:
+        parser.error("--list and --run exclude each other")
+    if (args.list or args.run) and args.recipe is None:
+        parser.error("--list and --run need a RECIPE")
     args.results = args.results or (QUICK_DIR if args.quick else RESULTS_DIR)
     for flag, folder in (("--results", args.results), ("--cache", args.cache)):
         problem = folder_problem(folder, flag)
@@ -66,6 +75,11 @@ def train_recipe(args):
     threads = 1 if args.jobs > 1 else os.cpu_count() or 1
     jobs = prepare(recipe, args.results, args.cache, quick=args.quick, threads=threads)
     todo = [job for job in jobs if job.state != "finished"]
+    if args.list:
+        print("".join(f"{job.name}\n" for job in todo), end="")
+        return 0
+    if args.run is not None:
+        return train_one(jobs, args.run, recipe.name)
     where = shown(args.results / recipe.name)
     print(f"{recipe.name}: {len(jobs)} runs, {len(jobs) - len(todo)} finished, {len(todo)} to train "
           f"({args.jobs} at once, {threads} torch thread(s) each) -> {where}")
@@ -77,10 +91,24 @@ def train_recipe(args):
     with recipe_lock(args.results / recipe.name):
         outcome = Runner(jobs, parallel=args.jobs).run()
     print(f"{recipe.name}: {outcome['done']} trained, {len(jobs) - len(todo)} already finished"
-          + "".join(f", {outcome[s]} {s}" for s in ("failed", "interrupted") if outcome[s]))
+          + "".join(f", {outcome[s]} {s}" for s in ("failed", "interrupted", "busy") if outcome[s]))
     if outcome["interrupted"]:
         return 130
-    return 1 if outcome["failed"] else 0
+    return 1 if outcome["failed"] or outcome["busy"] else 0
+
+
+def train_one(jobs, name, recipe_name):
+    """--run NAME: the one run, through the same runner as the pool (its own lock keeps a second
+    process off it); exit 0 when it is finished, also when it already was."""
+    job = next((job for job in jobs if job.name == name), None)
+    if job is None:
+        raise RecipeError(f"recipe {recipe_name} has no run {name!r} (python -m runs {recipe_name} --list "
+                          "names the unfinished ones)")
+    if job.state == "finished":
+        print(f"{name}: already finished")
+        return 0
+    outcome = Runner([job]).run()
+    return 130 if outcome["interrupted"] else 0 if outcome["done"] else 1
 
 
 def main(argv=None):

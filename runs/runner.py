@@ -34,6 +34,7 @@ QUICK_DIR = ROOT / "out" / "quick"  # where --quick runs go: never into the resu
 CACHE_DIR = ROOT / "data" / "cache"  # the datasets, as runs/datasets.py materialises them
 QUICK_STEPS = 200  # --quick: enough steps to see every piece work, a few seconds a run
 PROGRESS_SECONDS = 10.0  # at most one progress line per run this often
+OUTCOMES = ("done", "failed", "interrupted", "busy")  # what becomes of a job the runner takes on
 STATE_FILE = ".runner.json"  # per run, git-ignored: training time across resumes, and whether trained
 
 
@@ -323,7 +324,7 @@ class Runner:
             child.send_signal(signum)
 
     def run(self):
-        """Train every unfinished job; returns {state: count} with state done/failed/interrupted."""
+        """Train every unfinished job; returns {state: count} with state done/failed/interrupted/busy."""
         waiting = [job for job in self.jobs if job.state != "finished"]
         running, outcomes = [], []  # running: (job, its steps) pairs
         previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -345,7 +346,7 @@ class Runner:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return {state: outcomes.count(state) for state in ("done", "failed", "interrupted")}
+        return {state: outcomes.count(state) for state in OUTCOMES}
 
     def advance(self, job, steps):
         """Let a job go on until it waits again; its outcome once it has ended, else None."""
@@ -359,7 +360,15 @@ class Runner:
             return "failed"
 
     def finish(self, job):
-        """Train (unless that is done), probe, summarise: done, failed or interrupted."""
+        """Train (unless that is done), probe, summarise: done, failed, interrupted, or busy when
+        another process (a `--run` of it) is training it."""
+        with held(job.directory.with_name(job.directory.name + ".lock")) as free:
+            if not free:
+                self.progress.say(job.name, "another process is training it: left to that one")
+                return "busy"
+            return (yield from self.train_and_measure(job))
+
+    def train_and_measure(self, job):
         if job.state == "fresh" and job.directory.exists():
             self.progress.say(job.name, f"starting over: {job.note}" if job.note else "starting over")
             shutil.rmtree(job.directory)
@@ -497,20 +506,31 @@ def mean(values):
 
 
 # -----------------------------------------------------------------------------
-# a recipe's results folder is trained by one runner at a time
+# a recipe's results folder is trained by one runner's pool at a time, and each run by one process
 
 
 @contextlib.contextmanager
 def recipe_lock(directory):
-    directory.mkdir(parents=True, exist_ok=True)
+    with held(Path(directory) / ".lock") as free:
+        if not free:
+            raise RecipeError(f"another runner is training {shown(directory)} right now")
+        yield
+
+
+@contextlib.contextmanager
+def held(lock_file):
+    """An advisory lock on lock_file for the block: yields whether this process got it (at once,
+    never waiting); the lock goes with the process, however it ends."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # Windows: no advisory locks here; one runner at a time is then up to you
-        yield
+    except ImportError:  # Windows: no advisory locks here; one trainer a run is then up to you
+        yield True
         return
-    with (directory / ".lock").open("w") as lock:
+    with lock_file.open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RecipeError(f"another runner is training {shown(directory)} right now") from None
-        yield
+            yield False
+            return
+        yield True

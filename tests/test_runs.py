@@ -337,18 +337,43 @@ def processes_of(directory):
     return found
 
 
-def start_training(lab):
+def start_training(lab, *options, steps=1000):
     """A runner training one tiny run (about a second of steps), once the run's first checkpoint is saved."""
-    lab.write("one", recipe_text(lab.names_file, steps=1000, grid='type = ["bigram"]', seeds="[1]",
+    lab.write("one", recipe_text(lab.names_file, steps=steps, grid='type = ["bigram"]', seeds="[1]",
                                  eval_interval=250))
     run = lab.results / "one" / "type=bigram,seed=1"
-    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one")], cwd=ROOT, text=True,
+    runner = subprocess.Popen([sys.executable, "-m", "runs", *lab.argv("one"), *options], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300  # generous: the machine may be shared
     while not (run / "checkpoint.pt").is_file():
         assert runner.poll() is None and time.monotonic() < deadline, runner.stdout.read()
         time.sleep(0.02)
     return runner, run
+
+
+def test_list_names_the_unfinished_runs_and_run_trains_exactly_one(lab, capsys):
+    lab.write("two", recipe_text(lab.names_file, steps=20, grid='type = ["bigram"]', seeds="[1, 2]"))
+    assert lab.main("two", "--list") == 0
+    assert capsys.readouterr().out == "type=bigram,seed=1\ntype=bigram,seed=2\n"
+    assert lab.main("two", "--run", "type=bigram,seed=2") == 0
+    assert lab.run_dirs("two") == ["type=bigram,seed=2"]
+    assert (lab.results / "two" / "type=bigram,seed=2" / "summary.json").is_file()
+    capsys.readouterr()
+    assert lab.main("two", "--list") == 0 and capsys.readouterr().out == "type=bigram,seed=1\n"
+    assert lab.main("two", "--run", "nope") == 1 and "has no run 'nope'" in capsys.readouterr().err
+
+
+def test_two_processes_never_train_one_run(lab, capsys):
+    """A scheduler may start `--run` of a run that another process trains: the second leaves it alone."""
+    runner, run = start_training(lab, "--run", "type=bigram,seed=1", steps=10 ** 6)  # stopped below
+    try:
+        assert lab.main("one", "--run", "type=bigram,seed=1") == 1
+        assert "another process is training it: left to that one" in capsys.readouterr().out
+        assert lab.main("one") == 1  # the pool, too, leaves it to its trainer
+        assert "1 busy" in capsys.readouterr().out
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=60)
 
 
 def assert_stopped_cleanly_and_resumable(lab, run, capsys):

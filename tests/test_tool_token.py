@@ -335,12 +335,13 @@ def test_the_cost_rule(mm, p_alone, tool_right, cost, call):
     assert mm.call_label(p_alone, tool_right, cost) is call
 
 
-def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_files, tmp_path, monkeypatch):
+@pytest.mark.parametrize("practice", ["on", "off"])
+def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_files, tmp_path, monkeypatch, practice):
     """On hand-made probabilities (0.5 where none is given; the cost is 0.2): a computed item the
-    model knows keeps no call, a memorised one it does not know gets one, names never do; an item
-    that calls though the model knows it (0.7) is practised too."""
+    model knows keeps no call, a memorised one it does not know gets one, names never do; every
+    item that calls is practised too, however sure the model is (none with --tool-practice off)."""
     args = mm.parse_args(["-i", tool_files, "-o", str(tmp_path), "--tool", "on", "--max-steps", "10",
-                          "--tool-cost", "0.2"])
+                          "--tool-cost", "0.2", "--tool-practice", practice])
     data = mm.load_data(args.input_file, args.seed)
     tool = mm.ToolTraining(args, data, tmp_path)
     by_type = {}  # the distinct training queries of each type
@@ -351,12 +352,14 @@ def test_call_labels_come_from_the_models_own_answers_not_the_type(mm, tool_file
              by_type["memorised"][2].text: 0.7}
     monkeypatch.setattr(mm, "answer_probabilities",
                         lambda model, vocab, pairs: [knows.get(text, 0.5) for text, _ in pairs])
-    items, domains, practice, stats = tool.cost_rule(model=None)
+    items, domains, rows, stats = tool.cost_rule(model=None)
     calls = {q.text: item == q.call_form for q, item in zip(tool.train_queries, items)}
     known = [q for q in tool.train_queries if q.text == by_type["memorised"][2].text]  # calls, and knows it
     assert calls[known[0].text] and len(known) == 8  # a memorised fact: written 8 times
-    assert items[len(tool.train_queries):] == [q.plain for q in known]  # its practice rows
-    assert list(practice) == list(range(len(tool.train_queries), len(items))) and len(domains) == len(items)
+    delegated = [q.plain for q in tool.train_queries if calls[q.text]]
+    assert items[len(tool.train_queries):] == (delegated if practice == "on" else [])  # the practice rows
+    assert list(rows) == list(range(len(tool.train_queries), len(items))) and len(domains) == len(items)
+    assert stats["labels"]["memorised"]["practice"] == (stats["labels"]["memorised"]["call"] if practice == "on" else 0)
     assert not calls[by_type["computed"][0].text] and calls[by_type["computed"][1].text]
     assert calls[by_type["memorised"][0].text] and not calls[by_type["memorised"][1].text]
     assert not any(calls[q.text] for q in by_type["names"])
@@ -400,11 +403,13 @@ def test_a_dream_never_punishes_a_needed_call(mm, tool_files, tmp_path, monkeypa
     tool.round = 1
     items, domains, practice, stats = tool.dream(model=None)
     new = items[len(data.train.items):]
-    no_call = [item for item in new if mm.CALL not in item]
+    practised = [items[row] for row in practice]
+    no_call = [item for item in new if mm.CALL not in item and item not in practised]
     called = [mm.read_query(item).text for item in new if mm.CALL in item]
     assert no_call == ["11+22=33"] and "30*40" not in called and held_out not in called + no_call
     assert called and all(mm.calculate(text) is not None and text not in sure for text in called)
     assert stats["dream"]["call"] == len(called) and stats["dream"]["no_call"] == 1
+    assert sorted(practised) == sorted(f"{text}={mm.calculate(text)}" for text in called)  # each call practised
     assert domains[len(data.train.items):] == [-1] * len(new)
 
 
@@ -436,12 +441,15 @@ RUN_FLAGS = [*TINY_MODEL_FLAGS, "--tool", "on", "--max-steps", "60", "--eval-int
              "--dream-size", "40", "--tool-eval-items", "10", "--tool-cost", "0.2"]
 
 
-def train(variant, tool_files, work_dir, *extra, check=True):
-    result = subprocess.run([sys.executable, str(variant), "-i", tool_files, "-o", str(work_dir), *RUN_FLAGS, *extra],
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if check:
-        assert result.returncode == 0, result.stderr[-2000:]
-    return result
+def arguments(tool_files, work_dir, *extra):
+    return ["-i", tool_files, "-o", str(work_dir), *RUN_FLAGS, *extra]
+
+
+def train(mm, tool_files, work_dir, *extra):
+    """A tool run in this process: a process of its own spends seconds importing torch (and its
+    compiler, which the optimiser loads) before the first step. Only a run that is signalled needs
+    one."""
+    assert mm.main(arguments(tool_files, work_dir, *extra)) == 0
 
 
 def records(work_dir):
@@ -449,9 +457,9 @@ def records(work_dir):
 
 
 @pytest.fixture(scope="module")
-def tool_run(variant, tool_files, tmp_path_factory):
+def tool_run(mm, tool_files, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("run") / "out"
-    train(variant, tool_files, work_dir)
+    train(mm, tool_files, work_dir)
     return work_dir
 
 
@@ -485,14 +493,14 @@ def test_the_run_writes_every_held_out_answer_and_each_round(tool_run):
     assert rounds["now"] == evaluation["summary"]
 
 
-def test_a_tool_run_stopped_after_its_labels_resumes_exactly(variant, tool_files, tmp_path):
+def test_a_tool_run_stopped_after_its_labels_resumes_exactly(mm, variant, tool_files, tmp_path):
     """SIGTERM once the labels are made: the checkpoint holds the labelled training rows, so
-    --resume ends with the metrics and files of an uninterrupted run."""
+    --resume ends with the metrics and files of an uninterrupted run. The stopped run is a process
+    (with this process's torch threads, for the same arithmetic); the others train here."""
     flags = ["--max-steps", "400", "--eval-interval", "50"]  # labels at step 200, the dream at 300
-    train(variant, tool_files, tmp_path / "whole", *flags)
-    command = [sys.executable, str(variant), "-i", tool_files, "-o", str(tmp_path / "cut"), *RUN_FLAGS, *flags]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen([sys.executable, str(variant), *arguments(tool_files, tmp_path / "cut", *flags)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(r["step"] >= 250 for r in safe_records(tmp_path / "cut")):
         time.sleep(0.02)
@@ -501,7 +509,8 @@ def test_a_tool_run_stopped_after_its_labels_resumes_exactly(variant, tool_files
     assert process.returncode == 130, stderr
     stopped_at = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["step"]
     assert 250 <= stopped_at < 400
-    train(variant, tool_files, tmp_path / "cut", *flags, "--resume")
+    train(mm, tool_files, tmp_path / "cut", *flags, "--resume")
+    train(mm, tool_files, tmp_path / "whole", *flags)
     whole, cut = records(tmp_path / "whole"), records(tmp_path / "cut")
     assert [strip_timing(r) for r in cut] == [strip_timing(r) for r in whole]
     for name in ("tool_eval.json", "tool_rounds.json"):
@@ -526,13 +535,23 @@ def strip_timing(record):
     (["--dream-size", "0"], "--dream-size must be positive"),
     (["--max-steps", "-1"], "--tool on needs --max-steps"),
     (["--max-steps", "3", "--dream-rounds", "5"], "too few steps after the warm-up"),
+    (["--tool-cost", "1.5"], "--tool-cost must be at most 1"),
+    (["--tool", "off"], "--tool-cost needs --tool on: without the tool nothing calls"),  # the run flags set it
+    (["--tool-cost", "nan"], "--tool-cost must be a finite number, not nan"),
 ])
-def test_bad_tool_flags_are_one_line(variant, tool_files, tmp_path, flags, message):
-    result = train(variant, tool_files, tmp_path / "out", *flags, check=False)
-    assert result.returncode != 0 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_bad_tool_flags_are_one_line(mm, tool_files, tmp_path, capsys, flags, message):
+    # the variant's main in this process, for the exit status the command would have; the real
+    # command line's one-line error is the next test's
+    try:
+        status = mm.main(arguments(tool_files, tmp_path / "out", *flags))
+    except SystemExit as exit:
+        status = exit.code
+    error = capsys.readouterr().err
+    assert status != 0 and message in error and len(error.strip().splitlines()) == 1
 
 
 def test_tool_on_needs_data_written_with_calls(variant, names_file, tmp_path):
     result = subprocess.run([sys.executable, str(variant), "-i", str(names_file), "-o", str(tmp_path / "out"),
                              *RUN_FLAGS], capture_output=True, text=True)
     assert result.returncode == 1 and "--tool on needs data written with tool calls" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -896,8 +896,10 @@ def hunk_changes(hunk: Hunk, scopes: list[Scope | None], part: range | None = No
 
     A def or class line that only one side has adds (or removes) that definition, and every
     line inside it belongs to the addition; one on both sides (a new signature) is an edit. Any
-    other changed line edits the definition it lies in. A part of a split hunk whose lines
-    continue an addition begun above it "adds NAME (continued)".
+    other changed line edits the definition it lies in; outside every definition, lines that are
+    all added "add top-level code" (all removed: "remove"), else they edit it. A part of a split
+    hunk whose lines continue an addition begun above it "adds NAME (continued)", unless the part
+    begins definitions of its own: then those name it (a comment between methods is no news).
     """
     part = range(len(hunk.lines)) if part is None else part
     defined = {kind: {} for kind in "+-"}  # kind -> the scope of each definition line -> index
@@ -909,19 +911,29 @@ def hunk_changes(hunk: Hunk, scopes: list[Scope | None], part: range | None = No
         "-": {scope: at for scope, at in defined["-"].items() if scope not in defined["+"]},
     }
     found: dict[str, list[str]] = {"+": [], " ": [], "-": []}  # added, edited, removed
+    continued: dict[str, list[str]] = {"+": [], "-": []}  # additions (removals) begun above the part
+    top_level = set()  # the kinds of the changed lines outside every definition
     for index in part:
         line, scope = hunk.lines[index], scopes[index]
         if line.kind == " " or scope is None:
             continue
         owners = [scope[:n] for n in range(1, len(scope) + 1) if scope[:n] in whole[line.kind]]
+        begun_here = [owner for owner in owners if whole[line.kind][owner] in part]
+        if not scope:
+            top_level.add(line.kind)
+            continue
         if not owners:
-            name, kind = ".".join(scope) or TOP_LEVEL, " "
+            name, names = ".".join(scope), found[" "]
+        elif begun_here:
+            name, names = ".".join(begun_here[0]), found[line.kind]
         else:
-            begun_here = [owner for owner in owners if whole[line.kind][owner] in part]
-            name = ".".join(begun_here[0]) if begun_here else ".".join(owners[-1]) + " (continued)"
-            kind = line.kind
-        if name not in found[kind]:
-            found[kind].append(name)
+            name, names = ".".join(owners[-1]) + " (continued)", continued[line.kind]
+        if name not in names:
+            names.append(name)
+    for kind, names in continued.items():
+        found[kind] += names if not found[kind] else []
+    if top_level:  # all added, all removed, or both: an edit
+        found[top_level.pop() if len(top_level) == 1 else " "].append(TOP_LEVEL)
     return Changes(tuple(found["+"]), tuple(found[" "]), tuple(found["-"]))
 
 

@@ -494,7 +494,8 @@ def caption(new: str, old: str = CAPTIONED, with_file: bool = True) -> list[str]
     (CAPTIONED.replace("return 2", "return 22"), ["edits A.g"]),
     (CAPTIONED.replace("x):", "x, y):"), ["edits A.g"]),  # a signature spread over two lines
     (CAPTIONED.replace("def f(self):", "def f(self, y):"), ["edits A.f"]),
-    (CAPTIONED.replace("import os\n", "import os\nimport sys\n"), ["edits top-level code"]),
+    (CAPTIONED.replace("import os\n", "import os\nimport sys\n"), ["adds top-level code"]),
+    (CAPTIONED.replace("import os\n", "import sys\n"), ["edits top-level code"]),
     (CAPTIONED.replace("\n\ndef h", "\n\n@cache\ndef k():\n    return 4\n\n\ndef h"), ["adds k"]),
     (CAPTIONED.replace("\n\n\ndef h", "\n\n    def k(self):\n        return 4\n\n\ndef h"), ["adds A.k"]),
     (CAPTIONED.replace("\n\nclass A", "\n\nclass B:\n    def k(self):\n        return 4\n\n\nclass A"),
@@ -554,3 +555,13 @@ def test_a_part_of_a_hunk_is_captioned_by_its_own_lines():
     assert apply.hunk_changes(hunk, scopes, range(0, at_m)).caption == "adds B"
     assert apply.hunk_changes(hunk, scopes, range(at_m, len(texts))).caption == "adds B.m"
     assert apply.hunk_changes(hunk, scopes, range(at_return_5, len(texts))).caption == "adds B.m (continued)"
+
+
+def test_a_comment_that_continues_a_class_is_no_news_beside_what_the_part_begins():
+    new = CAPTIONED.replace("\n\ndef h", "\n\nclass B:\n    def k(self):\n        return 4\n\n"
+                                        "    # the second one\n    def m(self):\n        return 5\n\n\ndef h")
+    (file,) = parse(apply.diff_file("f.py", CAPTIONED.encode(), new.encode())).files
+    hunk = file.hunks[0]
+    scopes = apply.hunk_scopes(hunk, apply.split_lines(CAPTIONED))
+    at_comment = [line.text for line in hunk.lines].index("    # the second one\n")
+    assert apply.hunk_changes(hunk, scopes, range(at_comment, len(hunk.lines))).caption == "adds B.m"

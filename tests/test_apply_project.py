@@ -644,18 +644,24 @@ def ast_definitions(source: str) -> dict[str, range]:
 def ast_changes(hunk: apply.Hunk, old: str, new: str) -> apply.Changes:
     """What a hunk changes, told by Python's own parser: the oracle for hunk_changes."""
     sides = {"-": ast_definitions(old), "+": ast_definitions(new)}
-    found = {"adds": [], "edits": [], "removes": []}
+    found, top_level = {"adds": [], "edits": [], "removes": []}, set()
     for line, (old_number, new_number) in zip(hunk.lines, line_numbers(hunk)):
         if line.kind == " " or not line.text.strip():
             continue
         number, spans = (new_number, sides["+"]) if line.kind == "+" else (old_number, sides["-"])
         other = sides["-" if line.kind == "+" else "+"]
         around = [name for name, span in spans.items() if number in span]  # outermost first
+        if not around:
+            top_level.add(line.kind)
+            continue
         whole = [name for name in around if name not in other]
         verb = ("adds" if line.kind == "+" else "removes") if whole else "edits"
-        name = whole[0] if whole else (around[-1] if around else "top-level code")
+        name = whole[0] if whole else around[-1]
         if name not in found[verb]:
             found[verb].append(name)
+    if top_level:
+        kind = top_level.pop() if len(top_level) == 1 else " "
+        found[{"+": "adds", "-": "removes", " ": "edits"}[kind]].append("top-level code")
     return apply.Changes(*map(tuple, found.values()))
 
 

@@ -483,3 +483,12 @@ def test_one_wake_updates_the_frontier_and_its_state_round_trips(P, easy_tasks):
     again.restore(state)
     assert again.state() == loop.state()
     assert again.frontier == loop.frontier and again.library == loop.library
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_solve_with_a_runs_library_searches_with_the_prior_the_run_used(P, easy_tasks, tmp_path, fitted):
+    loop = P.WakeSleep(easy_tasks, [], P.Settings(nodes=300, seconds=5.0, fitted_prior=fitted))
+    loop.wake()
+    (tmp_path / "synth.json").write_text(json.dumps({"state": loop.state()}))
+    library, prior = P.trained_library(tmp_path)
+    assert library == loop.library and prior == loop.prior() and (prior is None) == (not fitted)

@@ -1,6 +1,6 @@
 """The lab's figures: `python -m analysis` redraws every one from committed results.
 
-Each post's figures are one module, analysis/partN.py, and a line in analysis/__main__.py's PARTS.
+Each post's figures are one module, analysis/partN.py, which the redraw finds by its name.
 The module makes a Part and declares its figure functions on it; the driver (analysis/parts.py)
 does the rest: it loads and groups the runs, calls each function, titles and saves what it drew
 (PNG and SVG, the same bytes on every redraw), marks it when its results are stale, says why a
@@ -22,7 +22,7 @@ figure was not drawn, and lists everything in the index (analysis/figures/README
         headline = f"ACT ends at {curve.mean[-1]:.2f} steps a token"
         return Drawn(fig, headline, "Mean halting steps per token over training ...", [act])
 
-and in analysis/__main__.py: PARTS = [part3.part, part4.part, part5.part].
+saved as analysis/part5.py: the redraw takes every analysis/partN.py, in N's order.
 
 A part may also declare the headline numbers its notes cite (analysis/part7.py): `@part.numbers(RECIPE)`
 on a function of the groups that returns lines of text; the redraw prints them after the part's

@@ -13,11 +13,15 @@ one figures/patches/manifest.json records is copied from the last drawing instea
 """
 
 import argparse
+import importlib
+import pkgutil
+import re
 import sys
 from pathlib import Path
 
+import analysis
 import apply
-from analysis import index, part3, part4, part5, part6, part7, plots, staging
+from analysis import index, plots, staging
 from analysis.index import Figure, write_index
 from analysis.parts import Sources, shown
 from runs import folder_problem
@@ -25,8 +29,16 @@ from runs.store import RESULTS_DIR, ROOT
 
 FIGURES_DIR = ROOT / "analysis" / "figures"
 BENCHMARKS_DIR = ROOT / "benchmarks" / "results"
-# every post's figures, in the index's order: a new post adds its Part here
-PARTS = [part3.part, part4.part, part5.part, part6.part, part7.part]
+
+
+def post_parts():
+    """Every post's figures, in the index's order: the Part of each module analysis/partN.py, by N
+    (a new post adds its module, nothing else)."""
+    names = [module.name for module in pkgutil.iter_modules(analysis.__path__) if re.fullmatch(r"part\d+", module.name)]
+    return [importlib.import_module(f"analysis.{name}").part for name in sorted(names, key=lambda n: int(n[4:]))]
+
+
+PARTS = post_parts()
 
 
 def redraw(sources, figures_dir, root=ROOT, redraw_all=False):

@@ -35,3 +35,17 @@ def test_the_readmes_main_command_applies_the_series_runs_a_short_recipe_and_dra
 def test_the_committed_series_applies():
     result = subprocess.run([sys.executable, str(ROOT / "apply.py"), "check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_readmes_table_of_posts_is_the_series_with_each_patchs_part():
+    """The posts are the spine's Part 3 and one patch each, in series order, named by its Part: header;
+    analysis draws one part per post (analysis/partN.py)."""
+    from analysis.__main__ import PARTS
+
+    series = [line.split("#")[0].strip() for line in (ROOT / "patches" / "series").read_text().splitlines()]
+    series = [entry for entry in series if entry]
+    parts = [re.search(r"^Part: (\d+)", (ROOT / "patches" / entry).read_text(), flags=re.M)[1] for entry in series]
+    rows = re.findall(r"^\| Part (\d+): [^|]*\| (?:`([^`]+)`|\(the spine\)) \|", (ROOT / "README.md").read_text(),
+                      flags=re.M)
+    assert rows == [("3", "")] + list(zip(parts, series))
+    assert [part.name for part in PARTS] == [f"part{n}" for n, _ in rows]

@@ -11,6 +11,7 @@ class Figure:
     recipe: str | None = None  # the recipes its runs came from, comma-separated; None if drawn from no runs
     runs: list = field(default_factory=list)  # the run folder names it was drawn from
     stale: str | None = None  # why some of its runs (or its source) are stale, when they are
+    partial: str | None = None  # how much of its recipes is trained, while some runs are not
     source: str | None = None  # the file it was drawn from instead of runs: a .patch, a benchmark record
     entry: list | None = None  # kept from an earlier drawing (its results are absent now): its old index lines
 
@@ -45,6 +46,7 @@ def index_entry(figure):
         return figure.entry
     path = Path(figure.path).as_posix()
     stale = f" **STALE: {figure.stale}**" if figure.stale else ""
+    stale += f" **PARTIAL: {figure.partial}**" if figure.partial else ""
     if figure.recipe is not None:
         origin = f"recipe `{figure.recipe}`, runs: " + ", ".join(figure.runs)
     else:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from analysis import plots, style
 from analysis.index import Figure
-from runs.store import ROOT, load_recipe_runs, read_json, staleness
+from runs.recipe import RecipeError, load_recipe
+from runs.store import RESULTS_DIR, ROOT, load_recipe_runs, read_json, staleness
 
 
 @dataclass
@@ -127,11 +128,12 @@ class Part:
         if isinstance(drawn, Skip):
             return self.skip(drawing, declared, drawn.reason)
         stale = plots.stale_reason(drawn.groups) or stale
-        png = save(drawn, figures_dir / self.name / declared.stem, stale)
         recipes = sorted({g.config["recipe"] for g in drawn.groups})
+        partial = "; ".join(filter(None, (unfinished(recipe, sources) for recipe in recipes))) or None
+        png = save(drawn, figures_dir / self.name / declared.stem, stale, partial)
         drawing.figures.append(Figure(path=png.relative_to(figures_dir), caption=drawn.caption,
-                                      recipe=", ".join(recipes) or None, stale=stale, source=source,
-                                      runs=[run.name for g in drawn.groups for run in g.runs]))
+                                      recipe=", ".join(recipes) or None, stale=stale, partial=partial,
+                                      source=source, runs=[run.name for g in drawn.groups for run in g.runs]))
 
     def groups_of(self, recipe, sources, loaded):
         """The recipe's finished runs grouped by configuration ([] if none), loaded once per draw."""
@@ -146,10 +148,25 @@ class Part:
         drawing.skipped.append((f"{self.name}/{declared.stem}", reason))
 
 
-def save(drawn, stem, stale=None):
-    """Title the figure (with the stale note when stale) and write stem.png and stem.svg; returns the
-    PNG's path. The same bytes on every redraw of the same results."""
-    style.title(drawn.fig, drawn.headline, stale)
+def unfinished(recipe, sources):
+    """'6 of 60 runs of act-tasks are finished' while some of the lab's runs of the recipe are not (a
+    recipe being trained, or retrained), else None. Only the lab's own results are held to its
+    recipes: other folders hold what their owner chose to train."""
+    if Path(sources.results).resolve() != RESULTS_DIR.resolve():
+        return None
+    try:
+        planned = {spec.name for spec in load_recipe(recipe).runs()}
+    except RecipeError:
+        return None
+    finished = {path.parent.name for path in (sources.results / recipe).glob("*/summary.json")} & planned
+    return f"{len(finished)} of {len(planned)} runs of {recipe} are finished" if finished < planned else None
+
+
+def save(drawn, stem, stale=None, partial=None):
+    """Title the figure (with the stale note when stale, the partial one while its recipe trains)
+    and write stem.png and stem.svg; returns the PNG's path. The same bytes on every redraw of the
+    same results."""
+    style.title(drawn.fig, drawn.headline, stale, partial)
     return style.save(drawn.fig, stem)
 
 

@@ -61,19 +61,21 @@ def greyed(colour_, amount=0.6):
     return mcolors.to_hex([c + amount * (g - c) for c, g in zip(rgb, grey)])
 
 
-def title(fig, text, stale=None):
+def title(fig, text, stale=None, partial=None):
     """The figure's headline: a sentence, so it starts with a capital (unless it starts with a flag,
     "n-expert=4 ..."); wrapped into lines of about equal length rather than a full line and a stub.
     `stale` (why the figure's results are stale) is said in red under the headline, so that a stale
     figure cannot pass for a current one: the headline keeps blank lines for it, so the layout makes
-    room and the note covers neither data nor legend."""
+    room and the note covers neither data nor legend. `partial` (how much of a recipe that is still
+    training has finished) is said the same way."""
     if text.split(" ", 1)[0].isalpha():
         text = text[:1].upper() + text[1:]
     n_lines = -(-len(text) // TITLE_CHARS)
     width = -(-len(text) // n_lines)
     while len(lines := textwrap.wrap(text, width)) > n_lines:
         width += 1
-    note = textwrap.wrap(f"Stale results: {stale}", NOTE_CHARS) if stale else []
+    note = [line for prefix, why in (("Stale results", stale), ("Partial results", partial)) if why
+            for line in textwrap.wrap(f"{prefix}: {why}", NOTE_CHARS)]
     headline = fig.suptitle("\n".join(lines + [""] * len(note)))
     if note:  # in the blank lines: their bottom edge is the headline's
         fig.add_artist(Annotation("\n".join(note), xy=(0.5, 0), xycoords=headline, ha="center", va="bottom",

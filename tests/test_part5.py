@@ -136,3 +136,14 @@ def test_a_gap_whose_interval_holds_zero_is_a_tie():
 def test_the_routing_shift_is_the_share_of_routing_mass_that_moves_between_steps():
     assert part5.routing_shift(np.array([[0.5, 0.5], [1.0, 0.0]])) == pytest.approx(0.5)
     assert part5.routing_shift(np.array([[0.25] * 4, [0.25] * 4])) == pytest.approx(0.0)
+
+
+def test_a_figure_of_a_recipe_still_training_says_how_much_has_finished(task_groups, tmp_path, monkeypatch):
+    """The lab's own results are held to their recipe: act-tasks plans 60 runs, 18 are here."""
+    from analysis import parts
+
+    monkeypatch.setattr(parts, "RESULTS_DIR", tmp_path)
+    drawing = part5.part.draw(Sources(tmp_path, tmp_path / "benchmarks"), tmp_path / "figures")
+    table = next(figure for figure in drawing.figures if figure.path.stem == "table")
+    assert table.partial == "18 of 60 runs of act-tasks are finished" and table.stale is None
+    assert parts.unfinished("act-tasks", Sources(tmp_path / "elsewhere", tmp_path)) is None  # not the lab's

@@ -127,13 +127,32 @@ def redraw(results_dir, figures_dir, root):
     return analysis_main.redraw(sources(results_dir), figures_dir, root=root)
 
 
+def write_part3_results(results_dir):
+    """part3-baseline with every type trained for seeds 1 to 3."""
+    for model_type in ("bigram", "mlp", "transformer"):
+        for seed in (1, 2, 3):
+            write_part3_run(results_dir, model_type, seed)
+    return results_dir
+
+
 @pytest.fixture
 def results(tmp_path):
     """part3-baseline with every type trained for seeds 1 to 3: the results folder."""
-    for model_type in ("bigram", "mlp", "transformer"):
-        for seed in (1, 2, 3):
-            write_part3_run(tmp_path / "results", model_type, seed)
-    return tmp_path / "results"
+    return write_part3_results(tmp_path / "results")
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory, no_patches):
+    """The figures folder a redraw of those results leaves, drawn once for the tests that start
+    from one: each takes a copy (drawn_into), since a redraw takes seconds."""
+    root = tmp_path_factory.mktemp("drawn")
+    assert redraw(write_part3_results(root / "results"), root / "figures", no_patches) == 0
+    return root / "figures"
+
+
+def drawn_into(drawn, tmp_path):
+    """tmp_path/figures: a copy of the drawn figures folder, as if this test had redrawn it."""
+    return Path(shutil.copytree(drawn, tmp_path / "figures", symlinks=True))
 
 
 def sources(results_dir, benchmarks_dir=None):
@@ -148,9 +167,7 @@ def groups_of(results_dir):
 def redrawn(tmp_path_factory):
     """`python -m analysis` once over a fixture recipe: (its folder, stdout, the modules it imported)."""
     root = tmp_path_factory.mktemp("redraw")
-    for model_type in ("bigram", "mlp", "transformer"):
-        for seed in (1, 2, 3):
-            write_part3_run(root / "results", model_type, seed)
+    write_part3_results(root / "results")
     # the lab's patch figures as last drawn: the redraw keeps them (rendering all would take minutes)
     shutil.copytree(ROOT / "analysis" / "figures" / "patches", root / "figures" / "patches")
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "analysis", "--results", str(root / "results"),
@@ -411,9 +428,8 @@ def test_a_redraw_replaces_its_figures_and_keeps_notes_written_by_hand(results, 
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
-def test_a_redraw_that_fails_changes_nothing(results, tmp_path, monkeypatch, no_patches):
-    figures_dir = tmp_path / "figures"
-    assert redraw(results, figures_dir, no_patches) == 0
+def test_a_redraw_that_fails_changes_nothing(results, tmp_path, monkeypatch, no_patches, drawn):
+    figures_dir = drawn_into(drawn, tmp_path)
     before = {p: p.read_bytes() for p in figures_dir.rglob("*") if p.is_file()}
     broken = Part("part3", label=part3.part.label)
 
@@ -599,10 +615,9 @@ def files_in(folder):
     return {p.relative_to(folder): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
 
 
-def test_a_results_folder_that_does_not_exist_is_one_line_and_deletes_nothing(results, tmp_path, capsys,
-                                                                               no_patches, quick_main):
-    figures_dir = tmp_path / "figures"
-    assert redraw(results, figures_dir, no_patches) == 0
+def test_a_results_folder_that_does_not_exist_is_one_line_and_deletes_nothing(tmp_path, capsys, drawn,
+                                                                               quick_main):
+    figures_dir = drawn_into(drawn, tmp_path)
     before = files_in(figures_dir)
     capsys.readouterr()
     assert quick_main(["--results", str(tmp_path / "nowhere"), "--figures", str(figures_dir)]) == 2
@@ -611,10 +626,9 @@ def test_a_results_folder_that_does_not_exist_is_one_line_and_deletes_nothing(re
     assert files_in(figures_dir) == before
 
 
-def test_figures_whose_results_are_absent_are_kept_with_their_index_entries(results, tmp_path, capsys,
-                                                                            no_patches, quick_main):
-    figures_dir = tmp_path / "figures"
-    assert redraw(results, figures_dir, no_patches) == 0
+def test_figures_whose_results_are_absent_are_kept_with_their_index_entries(tmp_path, capsys, drawn,
+                                                                            quick_main):
+    figures_dir = drawn_into(drawn, tmp_path)
     before = files_in(figures_dir)
     entry = next(line for line in (figures_dir / "README.md").read_text().splitlines()
                  if line.startswith("- [part3/loss-curves.png]"))
@@ -648,9 +662,8 @@ def test_figures_into_a_file_or_a_folder_that_is_not_a_figures_folder_is_refused
         assert files_in(tmp_path) == data
 
 
-def test_a_redraw_into_a_figures_folder_keeps_links_and_empty_folders(results, tmp_path, no_patches):
-    figures_dir = tmp_path / "figures"
-    assert redraw(results, figures_dir, no_patches) == 0
+def test_a_redraw_into_a_figures_folder_keeps_links_and_empty_folders(results, tmp_path, no_patches, drawn):
+    figures_dir = drawn_into(drawn, tmp_path)
     (figures_dir / "notes" / "empty").mkdir(parents=True)
     (figures_dir / "notes" / "link").symlink_to("../README.md")
     assert redraw(results, figures_dir, no_patches) == 0

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runs.datasets import build, write_items
-
 ROOT = Path(__file__).resolve().parent.parent
 FEW_STEPS = ["--steps", "3", "--warmup", "1", "--rounds", "1"]
 
@@ -19,9 +17,8 @@ def run_benchmark(name, *args):
     return result.stdout, result.stderr
 
 
-def test_moe_speed_times_every_configuration_and_gives_the_verdict(names_file, tmp_path):
-    sums = write_items(build("arithmetic", seed=0, count=100)["arithmetic"], tmp_path / "arithmetic.txt")
-    stdout, stderr = run_benchmark("moe_speed.py", "--input", f"{names_file},{sums}", *FEW_STEPS)
+def test_moe_speed_times_every_configuration_and_gives_the_verdict(moe_speed_smoke):
+    stdout, stderr, _ = moe_speed_smoke  # conftest.py: one run, whose record test_part4.py reads
     assert "2 domain(s)" in stdout
     assert re.search(r"padding .*: \d+\.\d% of each batch", stdout)
     for moe in ("moe E=4 top-1", "moe E=8 top-2"):
@@ -29,7 +26,7 @@ def test_moe_speed_times_every_configuration_and_gives_the_verdict(names_file, t
     for config in ("dense", "dense, real tokens only", "moe E=4 top-1", "moe E=8 top-2",
                    "moe E=4 top-1, masked reference", "moe E=8 top-2, masked reference"):
         assert re.search(rf"^ *{re.escape(config)} +\d+\.\d\d +\S+ +\d+\.\d\dx +\d+\.\d\dx$", stdout, re.M), stdout
-        assert f"round 1/1 {config:>31}:" in stderr  # progress goes to stderr
+        assert f"round 2/2 {config:>31}:" in stderr  # progress goes to stderr
     assert re.search(r"^E=4 top-1 sparse step time is \d+\.\d\dx dense \(target <= 1\.5x\)$", stdout, re.M)
 
 

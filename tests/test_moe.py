@@ -3,7 +3,6 @@ plain loop over experts, deterministic routing at evaluation, and the metrics it
 (That --n-expert 0 trains exactly like the spine is test_series.py's job, for every patch.)"""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -221,22 +220,25 @@ def test_every_evaluation_logs_the_documented_routing_metrics(mm, two_domains):
 # --- the command line ---------------------------------------------------------------------------
 
 
-def train(variant, input_file, work_dir, *flags):
-    result = subprocess.run([sys.executable, str(variant), "-i", str(input_file), "-o", str(work_dir),
-                             *TINY_MODEL_FLAGS, "--eval-interval", "10", *flags],
-                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return result
+def command(input_file, work_dir, *flags):
+    return ["-i", str(input_file), "-o", str(work_dir), *TINY_MODEL_FLAGS, "--eval-interval", "10", *flags]
+
+
+def train(mm, input_file, work_dir, *flags):
+    """The variant's main in this process, as test_spine.py trains the spine: the real command line
+    is tested once, below, rather than starting a Python with torch for every training."""
+    return mm.main(command(input_file, work_dir, *flags))
 
 
 def records(work_dir):
     return [json.loads(line) for line in (work_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_a_resumed_run_with_loss_free_balancing_continues_exactly(variant, names_file, tmp_path):
+def test_a_resumed_run_with_loss_free_balancing_continues_exactly(mm, names_file, tmp_path):
     flags = ["--n-expert", "4", "--balance", "bias", "--bias-rate", "0.01", "--capacity-factor", "1.25"]
-    assert train(variant, names_file, tmp_path / "straight", "--max-steps", "40", *flags).returncode == 0
-    assert train(variant, names_file, tmp_path / "split", "--max-steps", "20", *flags).returncode == 0
-    assert train(variant, names_file, tmp_path / "split", "--max-steps", "40", "--resume", *flags).returncode == 0
+    assert train(mm, names_file, tmp_path / "straight", "--max-steps", "40", *flags) == 0
+    assert train(mm, names_file, tmp_path / "split", "--max-steps", "20", *flags) == 0
+    assert train(mm, names_file, tmp_path / "split", "--max-steps", "40", "--resume", *flags) == 0
     straight, split = records(tmp_path / "straight"), records(tmp_path / "split")
     assert [r["step"] for r in split] == [0, 10, 20, 30, 40]
     strip = lambda rs: [{k: v for k, v in r.items() if k not in ("step_ms", "tokens_per_s")} for r in rs]
@@ -244,14 +246,26 @@ def test_a_resumed_run_with_loss_free_balancing_continues_exactly(variant, names
     assert any(r["moe/l0/drop_rate"] > 0 for r in straight)
 
 
-@pytest.mark.parametrize("flags, message", [
+BAD_FLAGS = [
     (["--n-expert", "4", "--type", "mlp"], "--n-expert needs --type transformer"),
     (["--n-expert", "1", "--expert-top-k", "2"], "--expert-top-k 2 needs at least that many experts"),
     (["--n-expert", "4", "--balance", "sometimes"], "invalid choice: 'sometimes'"),
     (["--n-expert", "4", "--capacity-factor", "-1"], "--capacity-factor must not be negative"),
     (["--n-expert", "4", "--expert-hidden", "0"], "--expert-hidden must be positive"),
-])
-def test_bad_moe_flags_are_one_line_errors(variant, names_file, tmp_path, flags, message):
-    result = train(variant, names_file, tmp_path, "--max-steps", "1", *flags)
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD_FLAGS)
+def test_bad_moe_flags_are_one_line_errors(mm, names_file, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit:  # the exit status the command would have
+        train(mm, names_file, tmp_path, "--max-steps", "1", *flags)
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and error.count("\n") == 1 and message in error, error
+
+
+def test_a_bad_moe_flag_is_one_line_and_exit_2_from_the_real_command_line(variant, names_file, tmp_path):
+    flags, message = BAD_FLAGS[0]
+    result = subprocess.run([sys.executable, str(variant), *command(names_file, tmp_path, "--max-steps", "1", *flags)],
+                            capture_output=True, text=True)
     assert result.returncode == 2
-    assert message in result.stderr.strip().splitlines()[-1]
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr

@@ -40,9 +40,13 @@ def task_files(tmp_path_factory):
     return ",".join(map(str, files))
 
 
+def synth_command(task_files, work_dir, *flags):
+    return ["-i", task_files, "-o", str(work_dir), *TINY_MODEL_FLAGS, "--synth-nodes", "200",
+            "--synth-proposals", "4", "--synth-dreams", "20", *flags]
+
+
 def train(variant, task_files, work_dir, *flags):
-    return subprocess.run([sys.executable, str(variant), "-i", task_files, "-o", str(work_dir), *TINY_MODEL_FLAGS,
-                           "--synth-nodes", "200", "--synth-proposals", "4", "--synth-dreams", "20", *flags],
+    return subprocess.run([sys.executable, str(variant), *synth_command(task_files, work_dir, *flags)],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -66,10 +70,10 @@ def test_a_task_file_becomes_the_guides_rows(mm, task_files):
     assert not held_out & {t.name for t in train_tasks}
 
 
-def test_a_run_wakes_sleeps_and_records_every_wake(variant, task_files, tmp_path):
-    result = train(variant, task_files, tmp_path / "run", "--synth-cycles", "2", "--max-steps", "40",
-                   "--eval-interval", "20")
-    assert result.returncode == 0, result.stderr
+def test_a_run_wakes_sleeps_and_records_every_wake(mm, task_files, tmp_path):
+    # in this process: the run's records are the point; the real command line is tested below
+    assert mm.main(synth_command(task_files, tmp_path / "run", "--synth-cycles", "2", "--max-steps", "40",
+                                 "--eval-interval", "20")) == 0
     record = json.loads((tmp_path / "run" / "synth.json").read_text())
     assert [w["cycle"] for w in record["wakes"]] == [0, 1, 2]  # two cycles, then the last wake
     assert [w["step"] for w in record["wakes"]] == [0, 20, 40]
@@ -107,11 +111,14 @@ def test_the_models_programs_become_proposals_and_a_grammar(mm, task_files):
     (["--synth-cycles", "2", "--max-steps", "10", "--synth-nodes", "0"], "--synth-nodes must be positive"),
     (["--synth-cycles", "2", "--max-steps", "10", "--tool", "on"], "exclude each other"),
 ])
-def test_bad_synthesis_flags_are_one_line(variant, flags, message, tmp_path):
-    result = subprocess.run([sys.executable, str(variant), "-o", str(tmp_path / "run"), *flags],
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_bad_synthesis_flags_are_one_line(mm, flags, message, tmp_path, capsys):
+    # the variant's main in this process, exiting as the command would; the real command line's
+    # one-line error is the next test's
+    with pytest.raises(SystemExit) as exit:
+        mm.main(["-o", str(tmp_path / "run"), *flags])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert message in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 

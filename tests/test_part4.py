@@ -6,8 +6,6 @@ import contextlib
 import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -337,14 +335,10 @@ def test_moe_speed_is_skipped_without_a_record_and_stale_when_the_moe_code_chang
     assert (str(figure.path), figure.stale) == ("part4/moe-speed.png", PATCH_CHANGED)
 
 
-def test_the_benchmark_records_what_it_measured(tmp_path, names_file):
-    """A smoke run (a few steps: the numbers mean nothing) that writes the record the figure reads."""
-    record_path = tmp_path / "benchmarks" / "moe_speed.json"
-    result = subprocess.run([sys.executable, "benchmarks/moe_speed.py", "--input", str(names_file),
-                             "--steps", "2", "--warmup", "0", "--rounds", "2", "--record", str(record_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    record = json.loads(record_path.read_text())
+def test_the_benchmark_records_what_it_measured(moe_speed_smoke):
+    """A smoke run (a few steps: the numbers mean nothing; conftest.py's, whose output
+    test_benchmarks.py reads) that writes the record the figure reads."""
+    record = json.loads(moe_speed_smoke[2].read_text())
     assert [c["label"] for c in record["configs"]] == [
         "dense", "dense, real tokens only", "moe E=4 top-1", "moe E=8 top-2",
         "moe E=4 top-1, masked reference", "moe E=8 top-2, masked reference"]

@@ -2,8 +2,6 @@
 count every valid position, and the initial model rebuilt exactly as the trainer built it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -73,10 +71,10 @@ def test_gelu_saturation_counts_inputs_in_its_flat_tail():
 
 
 def test_the_initial_model_is_the_one_training_started_from(names_file, tmp_path):
-    """Built in the trainer's order (seed, data, model), so its loss is the run's step-0 loss."""
+    """Built in the trainer's order (seed, data, model), so its loss is the run's step-0 loss. (The
+    trainer runs in this process: a process of its own spends seconds starting torch.)"""
     work = tmp_path / "run"
-    subprocess.run([sys.executable, str(ROOT / "upstream" / "makemore.py"), "-i", str(names_file), "-o", str(work),
-                    "--max-steps", "1", *TINY_MODEL_FLAGS], check=True, capture_output=True)
+    assert makemore.main(["-i", str(names_file), "-o", str(work), "--max-steps", "1", *TINY_MODEL_FLAGS]) == 0
     step0 = json.loads((work / "metrics.jsonl").read_text().splitlines()[0])
     args = makemore.parse_args(["-i", str(names_file), *TINY_MODEL_FLAGS])
     data, initial = probes.initial_model(makemore, args)

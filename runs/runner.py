@@ -139,7 +139,7 @@ def check_flags(jobs, recipe_name):
         args = parse_flags(modules[file], job.config["argv"][1:], where)
         job.config["resolved"] = resolved_flags(args)
         flag_set = (file, json.dumps(job.config["flags"], sort_keys=True))
-        if flag_set not in checked and not job.state == "finished":
+        if flag_set not in checked and job.state != "finished":
             check_data(modules[file], args, where)
             checked.add(flag_set)
 
@@ -490,7 +490,7 @@ def summarize(directory):
         "final_train_loss": final["train_loss"], "final_test_loss": final["test_loss"],
         # model.pt's evaluation: the lowest test loss, or with --validation the lowest validation loss
         "best_test_loss": best["test_loss"], "best_step": best["step"],
-        "chosen_by": "valid_loss" if "valid_loss" in best else "test_loss",
+        "chosen_by": run.chosen_by,
         "final_test_loss_by_domain": {d: final[f"test_loss/{d}"] for d in domains},
         "best_test_loss_by_domain": {d: best[f"test_loss/{d}"] for d in domains},
         "tokens_per_s": mean(record["tokens_per_s"] for record in timed),

@@ -88,11 +88,15 @@ class Run:
         return _read_once(str(path), stat.st_mtime_ns, stat.st_size)
 
     @property
+    def chosen_by(self):
+        """The trainer's rule for model.pt: valid_loss when the run holds items back for validation
+        (--validation), else test_loss."""
+        return "valid_loss" if "valid_loss" in self.metrics[-1] else "test_loss"
+
+    @property
     def chosen(self):
-        """The evaluation whose weights model.pt holds, by the trainer's rule: the lowest valid_loss
-        when the run holds items back for validation (--validation), else the lowest test_loss."""
-        key = "valid_loss" if "valid_loss" in self.metrics[-1] else "test_loss"
-        return min(self.metrics, key=lambda record: record[key])
+        """The evaluation whose weights model.pt holds: the lowest of chosen_by."""
+        return min(self.metrics, key=lambda record: record[self.chosen_by])
 
 
 @functools.lru_cache(maxsize=128)
